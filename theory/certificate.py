@@ -1,0 +1,109 @@
+"""Global-optimality certificate and second-order quantities (Section 4, Appendix A; MATH.md §2).
+
+Shapes: ``Q = [u; v]`` (m + n, r), ``S`` (m, n), ``M`` (m + n, m + n), ``W = [a; b]`` (m + n, r).
+
+- M(Q) = [[0, S], [Sᵀ, 0]] + λ I + 2P with S = S(u vᵀ); ∇F_P(Q) = M Q.
+- Q is a global minimizer of F_P (and Q Qᵀ of (Q)) iff M Q = 0 and M ⪰ 0 (KKT of the convex
+  problem (Q) over the PSD cone). With P = 0, λ_min(M) = λ − σ_max(S).
+- A-posteriori gap for any Q and λ > 0 (∇H = M/2, tr Z* ≤ 2H(QQᵀ)/λ):
+  H(QQᵀ) − min H ≤ ½ tr(Qᵀ M Q) + max(0, −λ_min(M)) · H(QQᵀ)/λ.
+- Hessian: ∇²F_P(Q)[W, W] = (1/N) Σ_i A(E)[i]ᵀ ∇²ℓ_i A(E)[i] + ⟨M, W Wᵀ⟩, E = u bᵀ + a vᵀ;
+  Hessian-vector product ∇²F_P(Q)[W] = M W + [dS v; dSᵀ u], dS = A*((1/N)∇²ℓ A(E)).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from theory.linearized_model import (
+    apply_A,
+    apply_A_adjoint,
+    predictions,
+    risk_gradient,
+    sensing_matrix,
+    split_factors,
+)
+from theory.losses import get_loss
+
+
+def certificate_matrix(S: np.ndarray, lam: float, P: np.ndarray | None = None) -> np.ndarray:
+    """M = [[0, S], [Sᵀ, 0]] + λ I + 2P, shape (m + n, m + n)."""
+    m, n = S.shape
+    M = np.zeros((m + n, m + n))
+    M[:m, m:] = S
+    M[m:, :m] = S.T
+    M[np.diag_indices(m + n)] += lam
+    if P is not None:
+        M += 2.0 * P
+    return M
+
+
+def lora_gradient(G, f0, Y, loss: str, lam: float, Q, P=None) -> np.ndarray:
+    """∇F_P(Q) = M(Q) Q, shape (m + n, r)."""
+    u, v = split_factors(Q, G.shape[2])
+    return certificate_matrix(risk_gradient(G, f0, Y, loss, u @ v.T), lam, P) @ Q
+
+
+def gap_bound(objective_H: float, first_order_term: float, lambda_min_M: float, lam: float) -> float:
+    """½ tr(QᵀMQ) + max(0, −λ_min(M)) · H(QQᵀ)/λ  ≥  H(QQᵀ) − min H   (needs λ > 0).
+
+    ``first_order_term`` is tr(Qᵀ M Q) = ⟨M, Q Qᵀ⟩.
+    """
+    if lam <= 0:
+        raise ValueError(f"the a-posteriori gap bound needs λ > 0, got λ = {lam}")
+    return 0.5 * first_order_term + max(0.0, -lambda_min_M) * objective_H / lam
+
+
+def least_squares_optimum(G, f0, Y) -> float:
+    """Exact min_δ L̂(δ) for the squared loss with λ = 0: (1/N)‖(I − Π_range(A)) (Y − f0)‖².
+
+    The minimum over δ ∈ R^{m×n} of (1/N)‖f0 + A(δ) − Y‖² is a least-squares problem in R^{KN}.
+    """
+    A = sensing_matrix(G)  # (KN, mn)
+    target = (Y - f0).reshape(-1)
+    U, s, _ = np.linalg.svd(A, full_matrices=False)
+    tol = s.max(initial=0.0) * max(A.shape) * np.finfo(float).eps
+    Ur = U[:, s > tol]
+    resid = target - Ur @ (Ur.T @ target)
+    return float(resid @ resid) / G.shape[0]
+
+
+def hessian_vector_product(G, f0, Y, loss: str, lam: float, Q, W, P=None) -> np.ndarray:
+    """∇²F_P(Q)[W] = M W + [dS v; dSᵀ u], shape (m + n, r)."""
+    m = G.shape[2]
+    u, v = split_factors(Q, m)
+    a, b = split_factors(W, m)
+    delta = u @ v.T
+    yhat = predictions(G, f0, delta)
+    lossf = get_loss(loss)
+    S = apply_A_adjoint(G, lossf.grad(yhat, Y) / G.shape[0])
+    E = u @ b.T + a @ v.T
+    dS = apply_A_adjoint(G, lossf.hess_apply(yhat, Y, apply_A(G, E)) / G.shape[0])
+    out = certificate_matrix(S, lam, P) @ W
+    out[:m] += dS @ v
+    out[m:] += dS.T @ u
+    return out
+
+
+def hessian_quadratic_form(G, f0, Y, loss: str, lam: float, Q, W, P=None) -> float:
+    """∇²F_P(Q)[W, W] = (1/N) Σ_i A(E)[i]ᵀ ∇²ℓ_i A(E)[i] + ⟨M, W Wᵀ⟩."""
+    m = G.shape[2]
+    u, v = split_factors(Q, m)
+    a, b = split_factors(W, m)
+    delta = u @ v.T
+    yhat = predictions(G, f0, delta)
+    lossf = get_loss(loss)
+    S = apply_A_adjoint(G, lossf.grad(yhat, Y) / G.shape[0])
+    AE = apply_A(G, u @ b.T + a @ v.T)
+    gauss_newton = float(np.sum(AE * lossf.hess_apply(yhat, Y, AE))) / G.shape[0]
+    return gauss_newton + float(np.sum(W * (certificate_matrix(S, lam, P) @ W)))
+
+
+def dense_hessian(G, f0, Y, loss: str, lam: float, Q, P=None) -> np.ndarray:
+    """The full Hessian of F_P at Q as a ((m+n)·r, (m+n)·r) matrix (row-major vec of W); small sizes only."""
+    d = Q.size
+    H = np.empty((d, d))
+    for k in range(d):
+        e = np.zeros(d)
+        e[k] = 1.0
+        H[:, k] = hessian_vector_product(G, f0, Y, loss, lam, Q, e.reshape(Q.shape), P).reshape(-1)
+    return 0.5 * (H + H.T)

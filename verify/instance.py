@@ -1,0 +1,192 @@
+"""The validated matrix-sensing instance and its ``.npz`` file format (MATH.md §1).
+
+File format (``numpy.savez``): ``G`` float (N, K, m, n); ``f0`` float (N, K); ``Y`` float (N, K)
+for the squared loss or integer (N,) class indices for cross-entropy; ``loss`` "squared" or
+"cross_entropy"; ``lam`` float ≥ 0; optional ``P`` float (m + n, m + n) symmetric PSD; optional
+``provenance`` a JSON string (model hash, weight names, data hash, seed, ...).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from theory import linearized_model as lm
+from theory.losses import LOSSES
+
+#: relative tolerances for validating P (float64)
+SYMMETRY_RTOL = 1e-10
+PSD_RTOL = 1e-10
+
+
+class InstanceError(ValueError):
+    """Bad instance input; the message names the offending quantity."""
+
+
+def _finite(name: str, a: np.ndarray) -> None:
+    if not np.all(np.isfinite(a)):
+        bad = "NaN" if np.isnan(a).any() else "Inf"
+        raise InstanceError(f"{name} contains {bad} values")
+
+
+def check_lam(lam) -> float:
+    """λ as a float; raises InstanceError for negative, NaN or infinite λ."""
+    try:
+        lam = float(lam)
+    except (TypeError, ValueError):
+        raise InstanceError(f"lam (λ) must be a real number, got {lam!r}") from None
+    if not np.isfinite(lam):
+        raise InstanceError(f"lam (λ) must be finite, got {lam}")
+    if lam < 0:
+        raise InstanceError(f"lam (λ) must be ≥ 0, got {lam}")
+    return lam
+
+
+def check_rank(rank) -> int:
+    """LoRA rank r as an int ≥ 1."""
+    if isinstance(rank, bool) or int(rank) != rank or rank < 1:
+        raise InstanceError(f"rank must be an integer ≥ 1, got {rank!r}")
+    return int(rank)
+
+
+def check_perturbation(P, size: int) -> np.ndarray:
+    """P as a float64 (size, size) symmetric PSD matrix, else InstanceError naming the defect."""
+    P = np.asarray(P, dtype=float)
+    if P.shape != (size, size):
+        raise InstanceError(f"P must have shape (m + n, m + n) = ({size}, {size}), got {P.shape}")
+    _finite("P", P)
+    scale = max(float(np.abs(P).max(initial=0.0)), np.finfo(float).tiny)
+    asym = float(np.abs(P - P.T).max(initial=0.0))
+    if asym > SYMMETRY_RTOL * scale:
+        raise InstanceError(f"P must be symmetric: max |P − Pᵀ| = {asym:.3g}")
+    P = 0.5 * (P + P.T)
+    lmin = float(np.linalg.eigvalsh(P)[0])
+    if lmin < -PSD_RTOL * scale:
+        raise InstanceError(f"P must be positive semidefinite: λ_min(P) = {lmin:.3g} < 0")
+    return P
+
+
+@dataclass(frozen=True)
+class Instance:
+    """A matrix-sensing instance: G (N, K, m, n), f0 (N, K), Y, loss, λ, optional P (m+n, m+n)."""
+
+    G: np.ndarray
+    f0: np.ndarray
+    Y: np.ndarray
+    loss: str
+    lam: float
+    P: np.ndarray | None = None
+    name: str = "instance"
+    provenance: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen dataclass)
+        if self.loss not in LOSSES:
+            raise InstanceError(f"unknown loss {self.loss!r}: expected one of {sorted(LOSSES)}")
+        G = np.asarray(self.G)
+        if G.ndim != 4 or 0 in G.shape:
+            raise InstanceError(f"G must have shape (N, K, m, n) with positive sizes, got {G.shape}")
+        G = np.ascontiguousarray(G, dtype=float)
+        _finite("G", G)
+        N, K, m, n = G.shape
+        f0 = np.asarray(self.f0, dtype=float)
+        if f0.shape != (N, K):
+            raise InstanceError(f"f0 must have shape (N, K) = ({N}, {K}), got {f0.shape}")
+        _finite("f0", f0)
+        Y = np.asarray(self.Y)
+        if self.loss == "squared":
+            if Y.shape != (N, K):
+                raise InstanceError(f"Y must have shape (N, K) = ({N}, {K}) for the squared loss, got {Y.shape}")
+            Y = Y.astype(float)
+            _finite("Y", Y)
+        else:
+            if Y.shape != (N,):
+                raise InstanceError(f"Y must have shape (N,) = ({N},) of class indices for cross-entropy, got {Y.shape}")
+            Yf = Y.astype(float)
+            _finite("Y", Yf)
+            if np.any(Yf != np.round(Yf)):
+                raise InstanceError("Y must hold integer class indices for cross-entropy")
+            if Yf.min() < 0 or Yf.max() >= K:
+                raise InstanceError(f"Y labels out of range: must lie in [0, K) = [0, {K}), got [{Yf.min():g}, {Yf.max():g}]")
+            if K < 2:
+                raise InstanceError(f"cross-entropy needs K ≥ 2 outputs, got K = {K}")
+            Y = Yf.astype(np.int64)
+        set_("G", G)
+        set_("f0", f0)
+        set_("Y", Y)
+        set_("lam", check_lam(self.lam))
+        if self.P is not None:
+            set_("P", check_perturbation(self.P, m + n))
+
+    # shapes ---------------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return self.G.shape
+
+    N = property(lambda self: self.G.shape[0])
+    K = property(lambda self: self.G.shape[1])
+    m = property(lambda self: self.G.shape[2])
+    n = property(lambda self: self.G.shape[3])
+    kn = property(lambda self: self.G.shape[0] * self.G.shape[1])
+
+    def with_(self, **changes) -> "Instance":
+        """A validated copy with fields replaced (e.g. ``lam=0.1`` or ``P=...``)."""
+        return replace(self, **changes)
+
+    # the objective ---------------------------------------------------------------------------
+    def risk(self, delta: np.ndarray) -> float:
+        """L̂(δ)."""
+        return lm.empirical_risk(self.G, self.f0, self.Y, self.loss, delta)
+
+    def objective(self, delta: np.ndarray) -> float:
+        """L̂_λ(δ) = L̂(δ) + λ‖δ‖_* (problem (P))."""
+        return lm.regularized_risk(self.G, self.f0, self.Y, self.loss, self.lam, delta)
+
+    def lora_objective(self, Q: np.ndarray) -> float:
+        """F_P(u, v) with Q = [u; v] (m + n, r)."""
+        return lm.lora_objective(self.G, self.f0, self.Y, self.loss, self.lam, Q, self.P)
+
+    def gradient(self, delta: np.ndarray) -> np.ndarray:
+        """S(δ) = ∇L̂(δ), shape (m, n)."""
+        return lm.risk_gradient(self.G, self.f0, self.Y, self.loss, delta)
+
+    # file format -----------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the ``.npz`` file (atomically: a temporary file renamed into place)."""
+        path = Path(path)
+        arrays = dict(G=self.G, f0=self.f0, Y=self.Y, loss=np.array(self.loss), lam=np.array(self.lam),
+                      provenance=np.array(json.dumps(self.provenance, sort_keys=True)))
+        if self.P is not None:
+            arrays["P"] = self.P
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, path)
+        return path
+
+
+def load_instance(path: str | os.PathLike, *, lam: float | None = None) -> Instance:
+    """Read and validate an instance file; ``lam`` overrides the stored λ."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            files = set(data.files)
+            missing = {"G", "f0", "Y", "loss", "lam"} - files
+            if missing:
+                raise InstanceError(f"instance file {path} lacks the keys {sorted(missing)}")
+            fields = {k: data[k] for k in ("G", "f0", "Y")}
+            loss = str(data["loss"])
+            stored_lam = data["lam"]
+            P = data["P"] if "P" in files else None
+            prov = json.loads(str(data["provenance"])) if "provenance" in files else {}
+    except InstanceError:
+        raise
+    except Exception as exc:  # OSError, zipfile.BadZipFile, ValueError, JSONDecodeError, ...
+        raise InstanceError(f"cannot read instance file {path}: {type(exc).__name__}: {exc}") from exc
+    if stored_lam.shape != ():
+        raise InstanceError(f"lam must be a scalar, got shape {stored_lam.shape}")
+    return Instance(fields["G"], fields["f0"], fields["Y"], loss,
+                    stored_lam.item() if lam is None else lam, P, name=path.stem, provenance=prov)

@@ -1,0 +1,85 @@
+"""Synthetic instance generators. Every one takes an explicit ``numpy.random.Generator``.
+
+Scaling: each G[i, j] has i.i.d. N(0, 1/(m n)) entries, so ‖G[i, j]‖_F ≈ 1 and A(δ) = O(‖δ‖_F).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from theory.losses import CrossEntropyLoss
+from verify.instance import Instance, InstanceError
+
+
+def _check_dims(**dims) -> None:
+    for k, v in dims.items():
+        if isinstance(v, bool) or int(v) != v or v < 1:
+            raise InstanceError(f"{k} must be a positive integer, got {v!r}")
+
+
+def _targets(rng, f0, A_delta, loss, noise):
+    """Y for the squared loss (f0 + A(δ_teacher) + noise) or labels from the softmax teacher."""
+    if loss == "squared":
+        return f0 + A_delta + noise * rng.standard_normal(f0.shape)
+    p = CrossEntropyLoss.softmax(f0 + A_delta)
+    return np.array([rng.choice(p.shape[1], p=row) for row in p], dtype=np.int64)
+
+
+def gaussian(rng: np.random.Generator, N: int, K: int, m: int, n: int, *, loss: str = "squared",
+             lam: float = 0.01, name: str = "gaussian") -> Instance:
+    """Gaussian sensing; targets N(0, 1) (squared) or uniform random labels (cross-entropy)."""
+    _check_dims(N=N, K=K, m=m, n=n)
+    G = rng.standard_normal((N, K, m, n)) / np.sqrt(m * n)
+    f0 = np.zeros((N, K)) if loss == "squared" else 0.5 * rng.standard_normal((N, K))
+    Y = rng.standard_normal((N, K)) if loss == "squared" else rng.integers(0, K, size=N)
+    return Instance(G, f0, Y, loss, lam, name=name)
+
+
+def planted(rng: np.random.Generator, N: int, K: int, m: int, n: int, *, rank: int = 2,
+            scale: float = 1.0, noise: float = 0.0, loss: str = "squared", lam: float = 0.01,
+            name: str = "planted") -> tuple[Instance, np.ndarray]:
+    """Gaussian sensing with a planted rank-``rank`` teacher δ_teacher (m, n) of nuclear norm ``scale``.
+
+    Returns (instance, δ_teacher). Cross-entropy labels are drawn from softmax(f0 + A(δ_teacher)).
+    """
+    _check_dims(N=N, K=K, m=m, n=n, rank=rank)
+    G = rng.standard_normal((N, K, m, n)) / np.sqrt(m * n)
+    U = np.linalg.qr(rng.standard_normal((m, rank)))[0]
+    V = np.linalg.qr(rng.standard_normal((n, rank)))[0]
+    s = np.sort(rng.uniform(0.5, 1.0, rank))[::-1]
+    teacher = (U * (scale * s / s.sum())) @ V.T * np.sqrt(m * n)
+    f0 = np.zeros((N, K)) if loss == "squared" else 0.5 * rng.standard_normal((N, K))
+    A_t = np.einsum("nkab,ab->nk", G, teacher)
+    return Instance(G, f0, _targets(rng, f0, A_t, loss, noise), loss, lam, name=name), teacher
+
+
+def ill_conditioned(rng: np.random.Generator, N: int, K: int, m: int, n: int, *, cond: float = 1e3,
+                    loss: str = "squared", lam: float = 0.01, name: str = "ill_conditioned") -> Instance:
+    """Sensing map A with singular values log-spaced over [1/cond, 1] (condition number ``cond``)."""
+    _check_dims(N=N, K=K, m=m, n=n)
+    if not cond >= 1:
+        raise InstanceError(f"cond must be ≥ 1, got {cond}")
+    kn, mn = N * K, m * n
+    base = rng.standard_normal((kn, mn)) / np.sqrt(mn)
+    U, _, Vt = np.linalg.svd(base, full_matrices=False)
+    s = np.logspace(0, -np.log10(cond), U.shape[1])
+    G = ((U * s) @ Vt).reshape(N, K, m, n)
+    inst = gaussian(rng, N, K, m, n, loss=loss, lam=lam)
+    return Instance(G, inst.f0, inst.Y, loss, lam, name=name)
+
+
+def block_diagonal(rng: np.random.Generator, N: int, K: int, blocks: list[tuple[int, int]], *,
+                   loss: str = "squared", lam: float = 0.01, name: str = "block_diagonal") -> Instance:
+    """T > 1 tuned matrices: G[i, j] = diag(G_1[i, j], …, G_T[i, j]) with block t of shape blocks[t]."""
+    if len(blocks) < 1:
+        raise InstanceError("blocks must list at least one (m_t, n_t)")
+    for t, (mt, nt) in enumerate(blocks):
+        _check_dims(**{f"m_{t}": mt, f"n_{t}": nt})
+    m, n = sum(b[0] for b in blocks), sum(b[1] for b in blocks)
+    _check_dims(N=N, K=K)
+    G = np.zeros((N, K, m, n))
+    r0 = c0 = 0
+    for mt, nt in blocks:
+        G[:, :, r0:r0 + mt, c0:c0 + nt] = rng.standard_normal((N, K, mt, nt)) / np.sqrt(mt * nt * len(blocks))
+        r0, c0 = r0 + mt, c0 + nt
+    inst = gaussian(rng, N, K, 1, 1, loss=loss, lam=lam)
+    return Instance(G, inst.f0, inst.Y, loss, lam, name=name, provenance={"blocks": [list(b) for b in blocks]})
