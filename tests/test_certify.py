@@ -1,0 +1,94 @@
+"""The certificate accepts certified optima and rejects planted non-optimal points (negative controls)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from theory import certificate as cert
+from theory.linearized_model import sensing_matrix
+from verify import synthetic
+from verify.certify import certify
+from verify.sosp import sosp_test
+
+
+def _zero_is_optimal(rng, loss="squared"):
+    """λ ≥ σ_max(S(0)) makes δ = 0 the global minimizer (M(0) ⪰ 0, M·0 = 0)."""
+    inst = synthetic.gaussian(rng, 4, 2, 3, 3, loss=loss, lam=1.0)
+    smax = np.linalg.norm(inst.gradient(np.zeros((3, 3))), 2)
+    return inst.with_(lam=1.5 * smax)
+
+
+@pytest.mark.parametrize("loss", ["squared", "cross_entropy"])
+def test_zero_is_certified_when_lambda_dominates(rng, loss):
+    inst = _zero_is_optimal(rng, loss)
+    c = certify(inst, delta=np.zeros((3, 3)))
+    assert c.certified and c.gap_bound == 0.0 and c.rank == 0 and c.lambda_min_M > 0
+
+
+@pytest.mark.parametrize("loss", ["squared", "cross_entropy"])
+def test_zero_is_rejected_when_lambda_is_small(rng, loss):
+    inst = _zero_is_optimal(rng, loss)
+    inst = inst.with_(lam=0.5 * inst.lam / 1.5)
+    c = certify(inst, delta=np.zeros((3, 3)))
+    assert not c.certified and c.lambda_min_M < 0 and "exceeds tolerance" in c.reason
+
+
+@given(seed=st.integers(0, 2**32 - 1), scale=st.sampled_from([1e-2, 1.0]))
+def test_least_squares_optimum_certified_and_perturbation_rejected(seed, scale):
+    """λ = 0, squared loss: the least-squares solution is certified; a planted perturbation is caught."""
+    rng = np.random.default_rng(seed)
+    inst = synthetic.gaussian(rng, 3, 2, 3, 3, lam=0.0)
+    A = sensing_matrix(inst.G)
+    x = np.linalg.lstsq(A, (inst.Y - inst.f0).ravel(), rcond=None)[0].reshape(3, 3)
+    assert certify(inst, delta=x).certified
+    bad = x + scale * rng.standard_normal((3, 3))
+    assert not certify(inst, delta=bad).certified
+    # the certificate's resolution: a gap far below tol · max(1, |objective|) is accepted
+    assert certify(inst, delta=x + 1e-6 * rng.standard_normal((3, 3))).certified
+
+
+def test_gap_bound_is_an_upper_bound(rng):
+    """For an arbitrary Q the bound dominates H(QQᵀ) − H(Z*) where Z* is the certified optimum δ = 0."""
+    inst = _zero_is_optimal(rng)
+    opt = inst.objective(np.zeros((3, 3)))
+    for _ in range(20):
+        Q = 0.3 * rng.standard_normal((6, 2))
+        c = certify(inst, Q=Q)
+        assert c.gap_bound >= c.lifted_objective - opt - 1e-12
+
+
+def test_certify_input_errors(rng):
+    inst = _zero_is_optimal(rng)
+    with pytest.raises(ValueError, match="delta must have shape"):
+        certify(inst, delta=np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="Q must have shape"):
+        certify(inst, Q=np.zeros((5, 1)))
+    with pytest.raises(ValueError, match="NaN"):
+        certify(inst, Q=np.full((6, 1), np.nan))
+    with pytest.raises(ValueError, match="needs a point"):
+        certify(inst)
+
+
+def test_cross_entropy_without_regularization_is_not_certifiable(rng):
+    inst = synthetic.gaussian(rng, 3, 2, 2, 2, loss="cross_entropy", lam=0.0)
+    c = certify(inst, delta=np.zeros((2, 2)))
+    assert not c.certified and "λ = 0" in c.reason
+
+
+def test_sosp_dense_and_lanczos_agree_and_witness_has_negative_curvature(rng):
+    """Q = 0 is a strict saddle when λ < σ_max(S(0)) (Thms 2.3/2.4): the witness shows it."""
+    inst = synthetic.gaussian(rng, 4, 2, 5, 5, lam=0.01)
+    Q = np.zeros((10, 2))
+    dense = sosp_test(inst, Q, method="dense")
+    lanczos = sosp_test(inst, Q, method="lanczos")
+    assert dense.grad_norm == 0.0 and not dense.is_sosp
+    assert lanczos.hessian_lambda_min == pytest.approx(dense.hessian_lambda_min, rel=1e-8)
+    W = dense.witness
+    form = cert.hessian_quadratic_form(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, W)
+    assert form == pytest.approx(dense.hessian_lambda_min, rel=1e-8) and form < 0
+    expected = inst.lam - np.linalg.norm(inst.gradient(np.zeros((5, 5))), 2)  # λ_min(M) at Q = 0
+    assert dense.hessian_lambda_min == pytest.approx(expected, rel=1e-8)
+    with pytest.raises(ValueError, match="method"):
+        sosp_test(inst, Q, method="power")

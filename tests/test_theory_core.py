@@ -1,0 +1,147 @@
+"""The core formulas of MATH.md §1–§3 against autograd and brute force."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from theory import certificate as cert
+from theory import linearized_model as lm
+from theory.lemma_2_2 import balanced_factors, factor_norm
+from theory.losses import CrossEntropyLoss, SquaredLoss, get_loss
+from theory.rank_reduction import reduce_rank
+from theory.thresholds import existence_rank_bound, no_spurious_rank, theorem_4_1_applies, triangular
+from verify import synthetic
+from verify.tolerances import exact_rtol
+
+RTOL = exact_rtol(np.float64)
+sizes = st.integers(min_value=1, max_value=4)
+seeds = st.integers(min_value=0, max_value=2**32 - 1)
+losses = st.sampled_from(["squared", "cross_entropy"])
+
+
+def _instance(seed, N, K, m, n, loss, lam=0.1, with_P=False):
+    rng = np.random.default_rng(seed)
+    K = max(K, 2) if loss == "cross_entropy" else K
+    inst = synthetic.gaussian(rng, N, K, m, n, loss=loss, lam=lam)
+    if with_P:
+        B = rng.standard_normal((m + n, m + n))
+        inst = inst.with_(P=0.05 * B @ B.T)
+    return inst
+
+
+def _torch_F(inst, Qt):
+    """F_P(Q) written directly with torch ops (an independent implementation for autograd)."""
+    G = torch.from_numpy(inst.G)
+    u, v = Qt[: inst.m], Qt[inst.m:]
+    yhat = torch.from_numpy(inst.f0) + torch.einsum("nkab,ab->nk", G, u @ v.T)
+    if inst.loss == "squared":
+        risk = ((yhat - torch.from_numpy(inst.Y)) ** 2).sum(1).mean()
+    else:
+        risk = (torch.logsumexp(yhat, 1) - yhat[torch.arange(inst.N), torch.from_numpy(inst.Y)]).mean()
+    val = risk + 0.5 * inst.lam * (Qt ** 2).sum()
+    if inst.P is not None:
+        val = val + (Qt * (torch.from_numpy(inst.P) @ Qt)).sum()
+    return val
+
+
+@given(seed=seeds, N=sizes, K=sizes, m=sizes, n=sizes, r=sizes, loss=losses, with_P=st.booleans())
+def test_gradient_and_hessian_match_autograd(seed, N, K, m, n, r, loss, with_P):
+    inst = _instance(seed, N, K, m, n, loss, with_P=with_P)
+    rng = np.random.default_rng(seed + 1)
+    Q, W = rng.standard_normal((2, m + n, r))
+    Qt = torch.tensor(Q, requires_grad=True)
+    F = _torch_F(inst, Qt)
+    assert inst.lora_objective(Q) == pytest.approx(F.item(), rel=RTOL, abs=RTOL)
+    (g,) = torch.autograd.grad(F, Qt, create_graph=True)
+    grad = cert.lora_gradient(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, inst.P)
+    np.testing.assert_allclose(grad, g.detach().numpy(), rtol=RTOL, atol=RTOL)
+    (hv,) = torch.autograd.grad(g, Qt, grad_outputs=torch.from_numpy(W))
+    hvp = cert.hessian_vector_product(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, W, inst.P)
+    np.testing.assert_allclose(hvp, hv.numpy(), rtol=RTOL, atol=RTOL)
+    form = cert.hessian_quadratic_form(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, W, inst.P)
+    assert form == pytest.approx(float(np.sum(W * hvp)), rel=RTOL, abs=RTOL)
+
+
+def test_torch_reference_passes_gradcheck(rng):
+    inst = _instance(3, 3, 2, 3, 2, "cross_entropy", with_P=True)
+    Qt = torch.tensor(rng.standard_normal((5, 2)), requires_grad=True)
+    assert torch.autograd.gradcheck(lambda q: _torch_F(inst, q), (Qt,))
+    assert torch.autograd.gradgradcheck(lambda q: _torch_F(inst, q), (Qt,))
+
+
+@given(seed=seeds, N=sizes, K=st.integers(2, 4))
+def test_loss_derivatives(seed, N, K):
+    rng = np.random.default_rng(seed)
+    yhat = 3 * rng.standard_normal((N, K))
+    for loss, y in [(SquaredLoss(), rng.standard_normal((N, K))), (CrossEntropyLoss(), rng.integers(0, K, N))]:
+        t = torch.tensor(yhat, requires_grad=True)
+        val = ((t - torch.from_numpy(y)) ** 2).sum(1) if loss.name == "squared" else \
+            torch.logsumexp(t, 1) - t[torch.arange(N), torch.from_numpy(y)]
+        np.testing.assert_allclose(loss.value(yhat, y), val.detach().numpy(), rtol=RTOL)
+        (g,) = torch.autograd.grad(val.sum(), t, create_graph=True)
+        np.testing.assert_allclose(loss.grad(yhat, y), g.detach().numpy(), rtol=RTOL, atol=RTOL)
+        H = np.stack([torch.autograd.functional.hessian(
+            lambda z: (((z - torch.from_numpy(y[i])) ** 2).sum() if loss.name == "squared"
+                       else torch.logsumexp(z, 0) - z[int(y[i])]), torch.tensor(yhat[i])).numpy() for i in range(N)])
+        np.testing.assert_allclose(loss.hess(yhat, y), H, rtol=RTOL, atol=RTOL)
+        assert np.linalg.eigvalsh(H).max() <= loss.hessian_bound * (1 + RTOL)
+    assert np.linalg.norm(CrossEntropyLoss().grad(yhat, rng.integers(0, K, N)), axis=1).max() <= np.sqrt(2)
+
+
+def test_unknown_loss_is_named():
+    with pytest.raises(ValueError, match="unknown loss 'hinge'"):
+        get_loss("hinge")
+
+
+@given(seed=seeds, m=st.integers(1, 8), n=st.integers(1, 8), rank=st.integers(1, 8))
+def test_lemma_2_2_balanced_factors_attain_nuclear_norm(seed, m, n, rank):
+    """Lemma 2.2: ‖δ‖_* = ½ min ‖u‖² + ‖v‖², attained by balanced factors; any other factorization is larger."""
+    rng = np.random.default_rng(seed)
+    k = min(rank, m, n)
+    delta = rng.standard_normal((m, k)) @ rng.standard_normal((k, n))
+    u, v = balanced_factors(delta)
+    np.testing.assert_allclose(u @ v.T, delta, atol=1e-10 * max(1, np.abs(delta).max()))
+    nuc = lm.nuclear_norm(delta)
+    assert factor_norm(u, v) == pytest.approx(nuc, rel=RTOL)
+    R = rng.standard_normal((u.shape[1], u.shape[1])) + 3 * np.eye(u.shape[1])  # invertible
+    assert factor_norm(u @ R, v @ np.linalg.inv(R).T) >= nuc * (1 - RTOL)
+
+
+def test_thresholds():
+    assert existence_rank_bound(64) == 10 and no_spurious_rank(64) == 11
+    assert triangular(11) > 64 >= triangular(10)
+    assert theorem_4_1_applies(11, 64) and not theorem_4_1_applies(10, 64)
+    for kn in range(1, 300):
+        r = existence_rank_bound(kn)
+        assert triangular(r) <= kn < triangular(r + 1)
+    with pytest.raises(ValueError, match="KN"):
+        existence_rank_bound(0)
+
+
+def test_rank_reduction_math_md_example():
+    """MATH.md §3: λ = 0, N = 6, K = 1, m = 20, n = 15: min-norm interpolant of rank 15 → rank 3."""
+    rng = np.random.default_rng(0)
+    G = rng.standard_normal((6, 1, 20, 15))
+    f0, Y = np.zeros((6, 1)), rng.standard_normal((6, 1))
+    delta = (np.linalg.pinv(G.reshape(6, -1)) @ Y.ravel()).reshape(20, 15)
+    assert np.linalg.matrix_rank(delta) == 15
+    u, v = balanced_factors(delta)
+    Q, path = reduce_rank(G, f0, Y, "squared", 0.0, np.vstack([u, v]))
+    assert Q.shape[1] == 3 and triangular(Q.shape[1]) <= 6
+    np.testing.assert_allclose(lm.apply_A(G, Q[:20] @ Q[20:].T), Y, atol=1e-10)
+    assert [s.rank for s in path] == list(range(15, 2, -1))
+
+
+def test_least_squares_optimum_matches_lstsq(rng):
+    inst = synthetic.gaussian(rng, 5, 2, 2, 2, lam=0.0)  # KN = 10 > mn = 4: not interpolating
+    A = lm.sensing_matrix(inst.G)
+    x = np.linalg.lstsq(A, (inst.Y - inst.f0).ravel(), rcond=None)[0]
+    assert cert.least_squares_optimum(inst.G, inst.f0, inst.Y) == pytest.approx(inst.risk(x.reshape(2, 2)), rel=RTOL)
+
+
+def test_gap_bound_requires_positive_lambda():
+    with pytest.raises(ValueError, match="λ > 0"):
+        cert.gap_bound(1.0, 0.0, 0.0, 0.0)

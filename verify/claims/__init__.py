@@ -1,0 +1,18 @@
+"""The paper's claims as checks with negative controls. ``all_claims()`` lists them in report order."""
+from __future__ import annotations
+
+import importlib
+
+from verify.claims.base import ClaimSpec
+
+#: claim modules under verify.claims, each defining CLAIMS: list[ClaimSpec]
+MODULES = ["lemma_2_2"]
+
+
+def all_claims() -> list[ClaimSpec]:
+    specs: list[ClaimSpec] = []
+    for name in MODULES:
+        specs += importlib.import_module(f"verify.claims.{name}").CLAIMS
+    ids = [s.id for s in specs]
+    assert len(ids) == len(set(ids)), f"duplicate claim ids: {ids}"
+    return specs

@@ -1,0 +1,58 @@
+"""``lora-verify solve INSTANCE.npz --rank R [--solver bm|prox|cvxpy] [--lam L] [--starts S] [--json OUT]``."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from verify.certify import certify
+from verify.instance import load_instance
+from verify.results import SolveStatus
+from verify.solvers import SOLVERS, run_solver
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("solve", help="solve an instance and certify the returned point",
+                       description="Solve an instance file and certify the point in float64 (gap bound of MATH.md §2).")
+    p.add_argument("instance", help="instance .npz file (keys G, f0, Y, loss, lam, optional P)")
+    p.add_argument("--rank", type=int, required=True, help="LoRA rank r (bm); ignored by prox and cvxpy")
+    p.add_argument("--solver", choices=SOLVERS, default="bm")
+    p.add_argument("--lam", type=float, default=None, help="override the stored λ")
+    p.add_argument("--starts", type=int, default=1, help="number of batched starts (bm)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--cvxpy-solver", choices=["SCS", "CLARABEL"], default="SCS")
+    p.add_argument("--tol", type=float, default=1e-6, help="relative gap tolerance for certification")
+    p.add_argument("--json", type=Path, default=None, help="write the summary as JSON here")
+    p.set_defaults(func=run)
+
+
+def summarize(result, certificate) -> dict:
+    """The fields ``solve`` prints: certified only if the solver did not report an inaccurate status."""
+    trusted = result.status in (SolveStatus.OPTIMAL, SolveStatus.MAX_ITER)  # INACCURATE / FAILED never pass
+    return {
+        "objective": certificate.objective,
+        "gap_bound": certificate.gap_bound,
+        "certified": bool(certificate.certified and trusted),
+        "lambda_min_M": certificate.lambda_min_M,
+        "rank": certificate.rank,
+        "solve_seconds": result.solve_seconds,
+        "solver": result.solver,
+        "status": result.status.value,
+        "iterations": result.iterations,
+        "first_order_residual": certificate.first_order_residual,
+        "reason": certificate.reason,
+    }
+
+
+def run(args) -> int:
+    inst = load_instance(args.instance, lam=args.lam)
+    result = run_solver(inst, args.solver, rank=args.rank, starts=args.starts, seed=args.seed,
+                        device=args.device, cvxpy_solver=args.cvxpy_solver, tol=args.tol)
+    c = certify(inst, Q=result.Q, tol=args.tol) if result.Q is not None else certify(inst, delta=result.delta, tol=args.tol)
+    out = summarize(result, c)
+    for key, value in out.items():
+        print(f"{key:>22}: {value}")
+    if args.json is not None:
+        args.json.write_text(json.dumps(out, indent=2))
+    return 0

@@ -1,0 +1,91 @@
+"""Report figures, drawn from the plain-JSON data that claims return (so a resumed run redraws them).
+
+Each drawer takes (data: dict, path: Path) and writes one PNG.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def rank_reduction(data: dict, path: Path) -> Path:
+    """Theorem 3.1: rank against reduction step, with the bound r(r+1)/2 ≤ KN marked."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for p in data["paths"]:
+        ax.plot(range(len(p["ranks"])), p["ranks"], marker="o", ms=3, label=f"{p['label']} (bound {p['bound']})")
+        ax.axhline(p["bound"], ls=":", lw=0.8, color=ax.lines[-1].get_color())
+    ax.set_xlabel("reduction step")
+    ax.set_ylabel("rank of the global minimizer")
+    ax.set_title("Thm 3.1 made constructive: objective unchanged, rank drops to the bound")
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def training_curves(data: dict, path: Path) -> Path:
+    """Figure 2 (synthetic): LoRA gradient descent at several ranks beside full fine-tuning (prox)."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    opt = data["optimum"]
+    for c in data["curves"]:
+        hist = [max(h - opt, 1e-16) for h in c["history"]]
+        ax.semilogy(range(len(hist)), hist, label=c["label"])
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("objective − certified optimum")
+    ax.set_title(data.get("title", "Training curves"))
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def spurious_fraction(data: dict, path: Path) -> Path:
+    """Fraction of starts ending at a spurious SOSP against LoRA rank r, threshold r(r+1)/2 > KN marked."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for s in data["series"]:
+        ax.plot(s["ranks"], s["fractions"], marker="o", label=f"{s['label']} (KN = {s['kn']})")
+        ax.axvline(s["threshold"], ls=":", color=ax.lines[-1].get_color())
+    ax.set_xlabel("LoRA rank r")
+    ax.set_ylabel("fraction of starts at a spurious SOSP")
+    ax.set_title("Thm 4.1: dotted line = smallest r with r(r+1)/2 > KN")
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def excess_risk(data: dict, path: Path) -> Path:
+    """Thm 5.1 / C.6: observed excess risk (quantile 1 − η over resampled training sets) and the bound."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ax.loglog(data["N"], data["bound"], marker="s", label="bound (Thm C.6)")
+    ax.loglog(data["N"], data["observed_quantile"], marker="o", label=f"observed, quantile {data['quantile']:.2f}")
+    ax.loglog(data["N"], data["observed_mean"], marker=".", ls="--", label="observed, mean")
+    ax.set_xlabel("N (training examples)")
+    ax.set_ylabel("excess population risk")
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def rademacher(data: dict, path: Path) -> Path:
+    """Lemma C.4: exact empirical Rademacher complexity of the nuclear ball against R·D·√K/√N."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ax.loglog(data["N"], data["bound"], marker="s", label="R·D·√K/√N")
+    ax.loglog(data["N"], data["exact"], marker="o", label="exact (dual norm, mean over signs)")
+    ax.set_xlabel("N")
+    ax.set_ylabel("Rademacher complexity")
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+DRAWERS = {"rank_reduction": rank_reduction, "training_curves": training_curves,
+           "spurious_fraction": spurious_fraction, "excess_risk": excess_risk, "rademacher": rademacher}
+
+
+def draw(name: str, data: dict, path: Path) -> Path:
+    kind = data.get("kind", name)
+    return DRAWERS[kind](data, path)

@@ -1,0 +1,194 @@
+"""The verification report: runs every claim, caches each finished one, writes Markdown, a
+self-contained HTML, JSON and PNG figures into the output folder.
+
+Resumable: every finished claim is written to ``OUT/.cache/<profile>-seed<seed>/<claim>.json`` at
+once and the report files are rewritten after each claim, so an interrupted run keeps every finished
+claim and a rerun resumes (``--fresh`` starts over). The cache is discarded when the git revision or
+the package version changes.
+"""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import html
+import json
+import os
+import shutil
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from verify import figures, meta
+from verify.claims import all_claims
+from verify.claims.base import ClaimOutcome, ClaimSpec, Context
+
+
+def _jsonable(obj):
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Enum):
+        return obj.value
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, (np.floating, float)):
+        return float(obj) if np.isfinite(obj) else str(float(obj))
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.bool_,)):
+        return bool(obj)
+    return obj
+
+
+def _write_atomic(path: Path, text: str | bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(text if isinstance(text, bytes) else text.encode())
+    os.replace(tmp, path)
+
+
+def _cache_key() -> dict:
+    rev = meta.git_revision().removesuffix("-dirty")
+    return {"git_revision": rev, "version": meta.versions()["lora-ntk-verify"]}
+
+
+def _open_cache(out_dir: Path, ctx: Context, fresh: bool) -> Path:
+    cache = out_dir / ".cache" / f"{ctx.profile}-seed{ctx.seed}"
+    key_file = cache / "key.json"
+    if fresh or not key_file.exists() or json.loads(key_file.read_text()) != _cache_key():
+        shutil.rmtree(cache, ignore_errors=True)
+        cache.mkdir(parents=True)
+        _write_atomic(key_file, json.dumps(_cache_key()))
+    return cache
+
+
+def _run_claim(spec: ClaimSpec, ctx: Context, cache: Path) -> dict:
+    path = cache / f"{spec.id}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    outcome: ClaimOutcome = spec.run(ctx)
+    record = _jsonable(outcome) | {"section": spec.section}
+    _write_atomic(path, json.dumps(record))
+    return record
+
+
+def generate(profile: str = "quick", out_dir: str | Path = "reports", seed: int = 0, device: str = "auto",
+             fresh: bool = False, only: list[str] | None = None, progress: bool = True) -> dict:
+    """Run the claims (all, or the ids in ``only``) and write the report; returns the report dict."""
+    if profile not in ("quick", "full"):
+        raise ValueError(f"profile must be quick or full, got {profile!r}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ctx = Context(profile=profile, seed=seed, device=device)
+    cache = _open_cache(out_dir, ctx, fresh)
+    ctx.cache_dir = cache
+    specs = [s for s in all_claims() if only is None or s.id in only]
+    records: list[dict] = []
+    info = meta.collect(seed, profile, device)
+    bar = tqdm(specs, desc="claims", unit="claim", disable=not progress)
+    for spec in bar:
+        bar.set_postfix_str(spec.id)
+        records.append(_run_claim(spec, ctx, cache))
+        report = write_report(out_dir, info, records, pending=[s.id for s in specs[len(records):]])
+    return report
+
+
+def _figure_files(out_dir: Path, records: list[dict]) -> dict[str, Path]:
+    fig_dir = out_dir / "figures"
+    fig_dir.mkdir(exist_ok=True)
+    files = {}
+    for rec in records:
+        for name, data in rec.get("figures", {}).items():
+            files[name] = figures.draw(name, data, fig_dir / f"{name}.png")
+    return files
+
+
+def write_report(out_dir: Path, info: dict, records: list[dict], pending: list[str] | None = None) -> dict:
+    """Write report.json, report.md, report.html and figures for the finished ``records``."""
+    pending = pending or []
+    claims = [r["check"] | {"section": r["section"]} for r in records]
+    controls = [c for r in records for c in r["controls"]]
+    summary = {v: sum(c["verdict"] == v for c in claims) for v in ("HOLDS", "VIOLATED", "INCONCLUSIVE")}
+    summary |= {"controls_caught": sum(c["caught"] for c in controls),
+                "controls_missed": sum(not c["caught"] for c in controls), "pending": pending}
+    report = {"meta": info, "summary": summary, "claims": claims, "controls": controls}
+    figs = _figure_files(out_dir, records)
+    _write_atomic(out_dir / "report.json", json.dumps(report, indent=1))
+    _write_atomic(out_dir / "report.md", render_markdown(report, {k: f"figures/{p.name}" for k, p in figs.items()}))
+    _write_atomic(out_dir / "report.html", render_html(report, figs))
+    return report
+
+
+def _fmt(x) -> str:
+    if isinstance(x, float):
+        return f"{x:.4g}"
+    return str(x)
+
+
+def _details_lines(details: dict) -> list[str]:
+    return [f"  - {k}: {_fmt(v)}" for k, v in details.items() if not isinstance(v, (list, dict))]
+
+
+def render_markdown(report: dict, figs: dict[str, str]) -> str:
+    m, s = report["meta"], report["summary"]
+    lines = ["# LoRA-in-the-NTK-regime verification report", "",
+             f"Profile `{m['profile']}`, seed {m['seed']}, device {m['device']}, git `{m['git_revision']}`.",
+             f"Command: `{m['command_line']}`", "",
+             f"**{s['HOLDS']} HOLDS, {s['VIOLATED']} VIOLATED, {s['INCONCLUSIVE']} INCONCLUSIVE; "
+             f"negative controls: {s['controls_caught']} caught, {s['controls_missed']} missed.**", ""]
+    if s["pending"]:
+        lines += [f"Not finished yet (run again to resume): {', '.join(s['pending'])}", ""]
+    sections: dict[str, list[dict]] = {}
+    for c in report["claims"]:
+        sections.setdefault(c["section"], []).append(c)
+    for section, claims in sections.items():
+        lines += [f"## {section}", "", "| claim | reference | verdict | margin | seconds |", "|---|---|---|---|---|"]
+        lines += [f"| `{c['id']}` | {c['reference']} | **{c['verdict']}** | {_fmt(c['margin'])} | {c['seconds']:.1f} |"
+                  for c in claims]
+        lines.append("")
+        for c in claims:
+            lines += [f"### `{c['id']}` — {c['verdict']}", "", c["statement"], "",
+                      f"- instances: {', '.join(c['instances'])}"] + _details_lines(c["details"]) + [""]
+    lines += ["## Negative controls", "", "Each is a planted false claim or wrong answer; its check must say VIOLATED.", "",
+              "| control | claim | planted | caught |", "|---|---|---|---|"]
+    lines += [f"| `{c['id']}` | `{c['claim']}` | {c['description']} | {'caught' if c['caught'] else '**MISSED**'} |"
+              for c in report["controls"]]
+    lines += ["", "## Figures", ""] + [f"![{name}]({path})" for name, path in figs.items()]
+    lines += ["", "## Versions", ""] + [f"- {k}: {v}" for k, v in m["versions"].items()] + [""]
+    return "\n".join(lines)
+
+
+def render_html(report: dict, figs: dict[str, Path]) -> str:
+    """A self-contained page: the same content as the Markdown, figures embedded as base64 PNG."""
+    e = html.escape
+    m, s = report["meta"], report["summary"]
+    colour = {"HOLDS": "#1a7f37", "VIOLATED": "#cf222e", "INCONCLUSIVE": "#9a6700"}
+    rows = "".join(
+        f"<tr><td><code>{e(c['id'])}</code></td><td>{e(c['section'])}</td><td>{e(c['reference'])}</td>"
+        f"<td style='color:{colour[c['verdict']]};font-weight:bold'>{c['verdict']}</td>"
+        f"<td>{e(_fmt(c['margin']))}</td><td>{c['seconds']:.1f}</td><td>{e(c['statement'])}</td></tr>"
+        for c in report["claims"])
+    ctrl = "".join(
+        f"<tr><td><code>{e(c['id'])}</code></td><td><code>{e(c['claim'])}</code></td><td>{e(c['description'])}</td>"
+        f"<td style='color:{'#1a7f37' if c['caught'] else '#cf222e'}'>{'caught' if c['caught'] else 'MISSED'}</td></tr>"
+        for c in report["controls"])
+    imgs = "".join(
+        f"<figure><img alt='{e(name)}' src='data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}'>"
+        f"<figcaption>{e(name)}</figcaption></figure>" for name, p in figs.items())
+    vers = "".join(f"<li>{e(k)}: {e(str(v))}</li>" for k, v in m["versions"].items())
+    pending = f"<p>Not finished yet: {e(', '.join(s['pending']))}</p>" if s["pending"] else ""
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>LoRA NTK verification report</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:auto}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:3px 6px;font-size:13px;vertical-align:top}}img{{max-width:100%}}</style></head><body>
+<h1>LoRA-in-the-NTK-regime verification report</h1>
+<p>Profile <code>{e(m['profile'])}</code>, seed {m['seed']}, device {e(m['device'])}, git <code>{e(m['git_revision'])}</code>.<br>
+Command: <code>{e(m['command_line'])}</code></p>
+<p><b>{s['HOLDS']} HOLDS, {s['VIOLATED']} VIOLATED, {s['INCONCLUSIVE']} INCONCLUSIVE; negative controls:
+{s['controls_caught']} caught, {s['controls_missed']} missed.</b></p>{pending}
+<h2>Claims</h2><table><tr><th>claim</th><th>section</th><th>reference</th><th>verdict</th><th>margin</th><th>seconds</th><th>statement</th></tr>{rows}</table>
+<h2>Negative controls</h2><table><tr><th>control</th><th>claim</th><th>planted</th><th>caught</th></tr>{ctrl}</table>
+<h2>Figures</h2>{imgs}<h2>Versions</h2><ul>{vers}</ul></body></html>"""

@@ -1,0 +1,31 @@
+"""The three solvers behind one entry point, each returning a ``verify.results.SolveResult``.
+
+- ``bm``: Burer–Monteiro LoRA in torch (Theorem 4.1's F_P), batched multi-start;
+- ``prox``: accelerated proximal gradient with singular-value thresholding for (P) (full fine-tuning);
+- ``cvxpy``: the SDP oracle, (P) with the nuclear norm or the lifting (Q), SCS or Clarabel.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from verify.instance import Instance, check_rank
+from verify.results import SolveResult
+
+SOLVERS = ("bm", "prox", "cvxpy")
+
+
+def run_solver(inst: Instance, solver: str, *, rank: int, starts: int = 1, seed: int = 0,
+               device: str = "auto", cvxpy_solver: str = "SCS", tol: float = 1e-6) -> SolveResult:
+    """Solve ``inst`` with ``solver``; ``rank`` and ``starts`` are the LoRA rank and number of
+    starts for ``bm`` (rank is ignored by the convex solvers)."""
+    rank = check_rank(rank)
+    if solver == "bm":
+        from verify.solvers.bm import solve_bm
+        return solve_bm(inst, rank, starts=starts, rng=np.random.default_rng(seed), device=device)
+    if solver == "prox":
+        from verify.solvers.prox import solve_prox
+        return solve_prox(inst, tol=tol)
+    if solver == "cvxpy":
+        from verify.solvers.cvxpy_sdp import solve_cvxpy
+        return solve_cvxpy(inst, formulation="nuclear" if inst.P is None else "lifted", solver=cvxpy_solver)
+    raise ValueError(f"unknown solver {solver!r}: expected one of {SOLVERS}")
