@@ -3,13 +3,14 @@ self-contained HTML, JSON and PNG figures into the output folder.
 
 Resumable: every finished claim is written to ``OUT/.cache/<profile>-seed<seed>/<claim>.json`` at
 once and the report files are rewritten after each claim, so an interrupted run keeps every finished
-claim and a rerun resumes (``--fresh`` starts over). The cache is discarded when the git revision or
-the package version changes.
+claim and a rerun resumes (``--fresh`` starts over). The cache is discarded when any source file of
+the package changes.
 """
 from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 import html
 import json
 import os
@@ -52,8 +53,12 @@ def _write_atomic(path: Path, text: str | bytes) -> None:
 
 
 def _cache_key() -> dict:
-    rev = meta.git_revision().removesuffix("-dirty")
-    return {"git_revision": rev, "version": meta.versions()["lora-ntk-verify"]}
+    """Finished claims are reused only by the same code: a hash of every source file of the package."""
+    root = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for path in sorted([*root.glob("theory/**/*.py"), *root.glob("verify/**/*.py")]):
+        digest.update(path.relative_to(root).as_posix().encode() + path.read_bytes())
+    return {"source_sha256": digest.hexdigest()}
 
 
 def _open_cache(out_dir: Path, ctx: Context, fresh: bool) -> Path:

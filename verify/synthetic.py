@@ -83,3 +83,43 @@ def block_diagonal(rng: np.random.Generator, N: int, K: int, blocks: list[tuple[
         r0, c0 = r0 + mt, c0 + nt
     inst = gaussian(rng, N, K, 1, 1, loss=loss, lam=lam)
     return Instance(G, inst.f0, inst.Y, loss, lam, name=name, provenance={"blocks": [list(b) for b in blocks]})
+
+
+def trace_sensing(rng: np.random.Generator, N: int, K: int, n: int, *, loss: str = "squared",
+                  lam: float = 0.01, name: str = "trace_sensing") -> Instance:
+    """Degenerate sensing G[i, j] = c_ij I_n (m = n): A(δ) = c · tr δ sees only the trace.
+
+    For λ > 0 every PSD (or NSD) δ with the optimal trace t* is a global minimizer of (P), so the
+    full-rank δ* = (t*/n) I is one: the starting point that Theorem 3.1's reduction must bring down.
+    """
+    _check_dims(N=N, K=K, n=n)
+    c = rng.standard_normal((N, K))
+    G = c[:, :, None, None] * np.eye(n)[None, None] / np.sqrt(n)
+    base = gaussian(rng, N, K, 1, 1, loss=loss, lam=lam)
+    return Instance(G, base.f0, base.Y, loss, lam, name=name)
+
+
+def trace_sensing_optimum(inst: Instance) -> np.ndarray:
+    """The full-rank global minimizer (t*/n)·I of a ``trace_sensing`` instance.
+
+    t* minimizes the 1-D convex problem φ(t) = L̂((t/n) I) + λ|t| (min ‖δ‖_* over tr δ = t is |t|);
+    solved by bracketing and then Newton steps with the exact φ', φ'' on the smooth piece.
+    """
+    from scipy.optimize import minimize_scalar
+
+    from theory.linearized_model import apply_A
+    from theory.losses import get_loss
+
+    n, loss = inst.n, get_loss(inst.loss)
+    d = np.eye(n) / n
+    a = apply_A(inst.G, d)  # (N, K): ŷ = f0 + t·a
+    phi = lambda t: inst.risk(t * d) + inst.lam * abs(t)  # noqa: E731
+    t = float(minimize_scalar(phi, bracket=(-1.0, 1.0), tol=1e-12).x)
+    for _ in range(30):
+        yhat = inst.f0 + t * a
+        g = float(np.mean(np.sum(a * loss.grad(yhat, inst.Y), axis=1))) + inst.lam * np.sign(t)
+        h = float(np.mean(np.sum(a * loss.hess_apply(yhat, inst.Y, a), axis=1)))
+        if h <= 0 or np.sign(t - g / h) != np.sign(t) or abs(g) <= 1e-15:
+            break
+        t -= g / h
+    return t * d

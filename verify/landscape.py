@@ -1,0 +1,83 @@
+"""Multi-start landscape study (Theorem 4.1, and below its threshold): classify LoRA end points.
+
+Each end point Q of F_P is labelled
+- ``global``: the float64 certificate proves Q Qᵀ a global minimizer of (Q);
+- ``spurious_sosp``: a numerical SOSP (‖∇F_P‖ ≤ grad_tol, λ_min(∇²F_P) ≥ −hess_tol) whose value
+  exceeds the best value reached at the same rank by more than the gap tolerance — a lower point
+  of the same rank exists, so it is not a global minimizer of F_P;
+- ``not_sosp``: gradient or curvature test failed (not converged, or a saddle);
+- ``unresolved``: an SOSP at the best value found that the certificate cannot prove global
+  (possible only when the rank is below the rank of every global minimizer of (P)).
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from verify.certify import GAP_RTOL, certify
+from verify.instance import Instance, InstanceError
+from verify.results import SolveResult
+from verify.sosp import GRAD_TOL, HESS_TOL, sosp_test
+
+LABELS = ("global", "spurious_sosp", "not_sosp", "unresolved")
+PERTURBATIONS = ("tiny", "rank1", "ill_conditioned", "full_rank")
+
+
+@dataclass
+class EndPoint:
+    label: str
+    F_P: float
+    objective: float
+    gap_bound: float
+    grad_norm: float
+    hessian_lambda_min: float
+    #: σ_r(Q)/σ_1(Q): ≈ 0 when Q is rank deficient (the proof step of Theorem 4.1)
+    sigma_r_ratio: float
+    start: int
+
+
+def random_perturbation(rng: np.random.Generator, size: int, kind: str, eps: float) -> np.ndarray:
+    """A PSD perturbation P (size, size) with ‖P‖_F = eps, of the given kind:
+    tiny (full rank, eps as given — use eps ~ 1e-8), rank1 (p pᵀ), ill_conditioned (eigenvalues
+    log-spaced over 8 decades), full_rank (Wishart)."""
+    if kind not in PERTURBATIONS:
+        raise InstanceError(f"unknown perturbation kind {kind!r}: expected one of {PERTURBATIONS}")
+    if not (np.isfinite(eps) and eps >= 0):
+        raise InstanceError(f"perturbation size eps must be ≥ 0 and finite, got {eps}")
+    if kind == "rank1":
+        p = rng.standard_normal(size)
+        P = np.outer(p, p)
+    elif kind == "ill_conditioned":
+        U = np.linalg.qr(rng.standard_normal((size, size)))[0]
+        P = (U * np.logspace(0, -8, size)) @ U.T
+    else:
+        B = rng.standard_normal((size, size))
+        P = B @ B.T
+    P = 0.5 * (P + P.T)
+    return eps * P / np.linalg.norm(P)
+
+
+def classify(inst: Instance, results: list[SolveResult], *, best_known: float | None = None,
+             tol: float = GAP_RTOL, grad_tol: float = GRAD_TOL, hess_tol: float = HESS_TOL) -> list[EndPoint]:
+    """Label every end point; ``best_known`` is a value of F_P known to be attainable at this rank."""
+    pts = []
+    for i, res in enumerate(results):
+        c = certify(inst, Q=res.Q, tol=tol)
+        s = sosp_test(inst, res.Q, grad_tol=grad_tol, hess_tol=hess_tol)
+        sv = np.linalg.svd(res.Q, compute_uv=False)
+        ratio = float(sv[-1] / sv[0]) if sv[0] > 0 else 0.0
+        pts.append(EndPoint("global" if c.certified else ("sosp" if s.is_sosp else "not_sosp"),
+                            c.lifted_objective, c.objective, c.gap_bound, s.grad_norm, s.hessian_lambda_min, ratio, i))
+    values = [p.F_P for p in pts if p.label in ("global", "sosp")] + ([best_known] if best_known is not None else [])
+    best = min(values, default=np.inf)
+    for p in pts:
+        if p.label == "sosp":
+            p.label = "spurious_sosp" if p.F_P - best > tol * max(1.0, abs(best)) else "unresolved"
+    return pts
+
+
+def counts(points: list[EndPoint]) -> dict[str, int]:
+    c = Counter(p.label for p in points)
+    return {label: c.get(label, 0) for label in LABELS}
