@@ -1,0 +1,145 @@
+"""The paper's claims as hypothesis properties, every negative control caught, and the report's
+resume / reproducibility behaviour."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from theory.approximation import corollary_4_2_bound
+from theory.lemma_2_2 import balanced_factors
+from theory.rank_reduction import reduce_rank
+from theory.thresholds import existence_rank_bound, no_spurious_rank, triangular
+from verify import report, synthetic
+from verify.certify import certify
+from verify.claims import all_claims
+from verify.claims.base import Context, verdict_equality, verdict_from_margin
+from verify.claims.generalization_claims import binomial_verdict
+from verify.claims.landscape_claims import RANK_DEFICIENT_RTOL, study
+from verify.landscape import PERTURBATIONS, counts, random_perturbation
+from verify.results import Verdict
+from verify.solvers.bm import solve_bm
+
+seeds = st.integers(0, 2**32 - 1)
+#: claims whose full run is too long for CI (the real-model section); they run under -m slow
+SLOW_CLAIMS: set[str] = set()
+
+
+@pytest.mark.parametrize("spec", [pytest.param(s, id=s.id, marks=[pytest.mark.slow] if s.id in SLOW_CLAIMS or
+                                               s.section.startswith("Empirical NTK") else [])
+                                  for s in all_claims()])
+def test_claim_runs_and_every_control_is_caught(spec):
+    """Each claim returns a verdict, and each of its planted false variants is reported VIOLATED."""
+    outcome = spec.run(Context(profile="quick", seed=0, device="cpu"))
+    assert outcome.check.verdict in set(Verdict)
+    assert outcome.check.id == spec.id
+    for ctrl in outcome.controls:
+        assert ctrl.caught, f"negative control {ctrl.id} was missed ({ctrl.verdict}, margin {ctrl.margin})"
+
+
+def test_every_claim_with_a_verdict_has_a_control():
+    ids_with_controls = {"lemma_2_2", "theorem_3_1", "figure_1", "theorem_4_1", "corollary_4_2", "saddle_escape",
+                         "theorem_5_1", "lemma_c4", "ce_lipschitz", "section_6_rank_speed", "mu_klabjan_rate"}
+    assert ids_with_controls <= {s.id for s in all_claims()}
+
+
+@given(seed=seeds, N=st.integers(2, 4), K=st.integers(1, 2), m=st.integers(2, 4), n=st.integers(2, 4),
+       kind=st.sampled_from(PERTURBATIONS), loss=st.sampled_from(["squared", "cross_entropy"]))
+def test_theorem_4_1_property(seed, N, K, m, n, kind, loss):
+    """Theorem 4.1: above r(r+1)/2 > KN, with a hypothesis-drawn perturbation family, every multi-start
+    end point is certified global and rank deficient."""
+    rng = np.random.default_rng(seed)
+    K = 2 if loss == "cross_entropy" else K
+    inst = synthetic.gaussian(rng, N, K, m, n, loss=loss, lam=0.05)
+    eps = 1e-8 if kind == "tiny" else 1e-3
+    inst = inst.with_(P=random_perturbation(rng, m + n, kind, eps))
+    points = study(inst, no_spurious_rank(inst.kn), 3, rng, "cpu")
+    c = counts(points)
+    assert c["spurious_sosp"] == 0
+    assert c["global"] == len(points), c
+    assert max(p.sigma_r_ratio for p in points) <= RANK_DEFICIENT_RTOL
+
+
+@given(seed=seeds, N=st.integers(1, 4), K=st.integers(1, 2), n=st.integers(4, 9),
+       loss=st.sampled_from(["squared", "cross_entropy"]), lam=st.sampled_from([0.0, 0.05]))
+def test_theorem_3_1_property(seed, N, K, n, loss, lam):
+    """Theorem 3.1 made constructive: from the full-rank certified minimizer of a trace-sensing instance the
+    reduction reaches r(r+1)/2 ≤ KN at the same objective."""
+    K = 2 if loss == "cross_entropy" else K
+    inst = synthetic.trace_sensing(np.random.default_rng(seed), N, K, n, loss=loss, lam=lam)
+    delta = synthetic.trace_sensing_optimum(inst)
+    u, v = balanced_factors(delta)
+    Q, path = reduce_rank(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, np.vstack([u, v]))
+    assert triangular(Q.shape[1]) <= inst.kn and Q.shape[1] <= existence_rank_bound(inst.kn)
+    assert abs(path[-1].objective - path[0].objective) <= 1e-10 * max(1, abs(path[0].objective))
+    if lam > 0:
+        assert certify(inst, Q=Q).certified
+
+
+@given(seed=seeds, eps=st.sampled_from([1e-3, 1e-2, 1e-1]), kind=st.sampled_from(PERTURBATIONS))
+def test_corollary_4_2_property(seed, eps, kind):
+    """Corollary 4.2: the certified minimizer of F_P with ‖P‖_F < ε is within 2ε‖δ*‖_* of min L̂_λ."""
+    rng = np.random.default_rng(seed)
+    inst = synthetic.gaussian(rng, 3, 1, 3, 3, lam=0.05)
+    r = no_spurious_rank(inst.kn)
+    opt = certify(inst, Q=solve_bm(inst, r, starts=2, init="random", rng=rng, device="cpu").Q)
+    pinst = inst.with_(P=random_perturbation(rng, 6, kind, 0.5 * eps))
+    sol = solve_bm(pinst, r, starts=2, init="random", rng=rng, device="cpu")
+    assert opt.certified and certify(pinst, Q=sol.Q).certified
+    bound = corollary_4_2_bound(opt.objective, eps, float(opt.singular_values.sum()))
+    assert inst.objective(sol.delta) <= bound + opt.gap_bound
+
+
+def test_verdict_helpers_have_an_inconclusive_band():
+    assert verdict_from_margin(1.0, 0.1) == Verdict.HOLDS
+    assert verdict_from_margin(-1.0, 0.1) == Verdict.VIOLATED
+    assert verdict_from_margin(0.05, 0.1) == Verdict.INCONCLUSIVE
+    assert verdict_from_margin(1.0, 0.1, conclusive=False) == Verdict.INCONCLUSIVE
+    assert verdict_equality(1e-12, 1e-9) == Verdict.HOLDS
+    assert verdict_equality(1e-8, 1e-9) == Verdict.INCONCLUSIVE
+    assert verdict_equality(1.0, 1e-9) == Verdict.VIOLATED
+
+
+def test_binomial_verdict():
+    assert binomial_verdict(100, 100, 0.9) == Verdict.HOLDS
+    assert binomial_verdict(50, 100, 0.9) == Verdict.VIOLATED
+    assert binomial_verdict(9, 10, 0.9) == Verdict.INCONCLUSIVE
+
+
+def test_report_resumes_after_interruption_and_is_reproducible(tmp_path, monkeypatch):
+    only = ["lemma_2_2", "ce_lipschitz"]
+    specs = {s.id: s for s in all_claims()}
+
+    def interrupted(ctx):
+        raise KeyboardInterrupt
+
+    def must_not_run(ctx):
+        pytest.fail("a finished claim was recomputed")
+
+    # the second claim is interrupted: the first is kept on disk and in the partial report
+    monkeypatch.setattr(report, "all_claims", lambda: [specs["lemma_2_2"], replace(specs["ce_lipschitz"], run=interrupted)])
+    with pytest.raises(KeyboardInterrupt):
+        report.generate("quick", tmp_path, seed=3, only=only, progress=False)
+    partial = json.loads((tmp_path / "report.json").read_text())
+    assert [c["id"] for c in partial["claims"]] == ["lemma_2_2"]
+    assert partial["summary"]["pending"] == ["ce_lipschitz"]
+    # the rerun resumes: lemma_2_2 comes from the cache
+    monkeypatch.setattr(report, "all_claims", lambda: [replace(specs["lemma_2_2"], run=must_not_run), specs["ce_lipschitz"]])
+    first = report.generate("quick", tmp_path, seed=3, only=only, progress=False)
+    assert [c["id"] for c in first["claims"]] == only and not first["summary"]["pending"]
+    # same seed, fresh run: the same verdicts and numbers
+    monkeypatch.setattr(report, "all_claims", lambda: [specs["lemma_2_2"], specs["ce_lipschitz"]])
+    again = report.generate("quick", tmp_path, seed=3, only=only, progress=False, fresh=True)
+    strip = lambda r: [{k: v for k, v in c.items() if k != "seconds"} for c in r["claims"]]  # noqa: E731
+    assert strip(first) == strip(again)
+    for name in ("report.md", "report.html", "report.json"):
+        assert (tmp_path / name).stat().st_size > 0
+
+
+def test_report_rejects_unknown_profile(tmp_path):
+    with pytest.raises(ValueError, match="profile"):
+        report.generate("medium", tmp_path)
