@@ -8,7 +8,7 @@ import sys
 from verify.instance import InstanceError
 
 #: command modules under verify.commands, in the order --help lists them
-COMMANDS = ["solve", "landscape", "report"]
+COMMANDS = ["solve", "landscape", "report", "entk"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,41 @@
+"""Benchmark: empirical-NTK extraction on the real all-MiniLM-L6-v2 (N = 32, K = 2, m = n = 768).
+
+Run with ``pytest tests/benchmarks/test_bench_entk.py -m slow --benchmark-only``. Targets on 2 CPU
+cores: under 60 s and under 4 GB peak resident memory (``ru_maxrss`` of the process, which counts
+torch's allocations; tracemalloc does not).
+"""
+from __future__ import annotations
+
+import resource
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from verify import data_text, entk, models
+
+N = 32
+TARGET_SECONDS = 60.0
+TARGET_PEAK_BYTES = 4 * 2**30
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process (ru_maxrss is in KiB on Linux, bytes on macOS)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss if sys.platform == "darwin" else 1024 * rss
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chunk", [entk.DEFAULT_CHUNK])
+def test_bench_minilm_extraction(benchmark, chunk):
+    clf = models.PromptClassifier.build(models.load_minilm(dtype=torch.float64))
+    names = models.default_weight_names(clf.model)
+    sample = data_text.sample_train(N, np.random.default_rng(0))
+    instance = benchmark.pedantic(entk.extract_instance, args=(clf, sample.texts, sample.labels, names),
+                                  kwargs=dict(chunk=chunk), rounds=1, iterations=1)
+    peak = peak_rss_bytes()
+    benchmark.extra_info.update(peak_rss_gib=peak / 2**30, threads=torch.get_num_threads(), chunk=chunk)
+    assert instance.shape == (N, 2, 768, 768)
+    assert benchmark.stats.stats.max < TARGET_SECONDS
+    assert peak < TARGET_PEAK_BYTES
