@@ -91,9 +91,10 @@ def generate(profile: str = "quick", out_dir: str | Path = "reports", seed: int 
     ctx = Context(profile=profile, seed=seed, device=device)
     cache = _open_cache(out_dir, ctx, fresh)
     ctx.cache_dir = cache
-    specs = [s for s in all_claims() if only is None or s.id in only]
+    specs = [s for s in all_claims() if (s.id in only if only is not None else profile in s.profiles)]
     records: list[dict] = []
-    info = meta.collect(seed, profile, device)
+    info = meta.collect(seed, profile, device) | {
+        "not_in_profile": [s.id for s in all_claims() if only is None and profile not in s.profiles]}
     bar = tqdm(specs, desc="claims", unit="claim", disable=not progress)
     for spec in bar:
         bar.set_postfix_str(spec.id)
@@ -147,6 +148,8 @@ def render_markdown(report: dict, figs: dict[str, str]) -> str:
              f"negative controls: {s['controls_caught']} caught, {s['controls_missed']} missed.**", ""]
     if s["pending"]:
         lines += [f"Not finished yet (run again to resume): {', '.join(s['pending'])}", ""]
+    if m.get("not_in_profile"):
+        lines += [f"Run only by `--profile full`: {', '.join(m['not_in_profile'])}", ""]
     sections: dict[str, list[dict]] = {}
     for c in report["claims"]:
         sections.setdefault(c["section"], []).append(c)

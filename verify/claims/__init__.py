@@ -6,7 +6,7 @@ import importlib
 from verify.claims.base import ClaimSpec
 
 #: claim modules under verify.claims, each defining CLAIMS: list[ClaimSpec]
-MODULES = ["lemma_2_2", "low_rank", "landscape_claims", "generalization_claims", "followups"]
+MODULES = ["lemma_2_2", "low_rank", "landscape_claims", "generalization_claims", "followups", "entk_claims"]
 
 
 def all_claims() -> list[ClaimSpec]:

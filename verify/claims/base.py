@@ -62,6 +62,8 @@ class ClaimSpec:
     reference: str
     run: Callable[[Context], ClaimOutcome]
     section: str = "Jang, Lee, Ryu (ICML 2024) on synthetic instances"
+    #: the report profiles that run this claim (``--only`` runs it in any profile)
+    profiles: tuple[str, ...] = ("quick", "full")
 
 
 def verdict_equality(error: float, tol: float, refute_factor: float = 100.0) -> Verdict:

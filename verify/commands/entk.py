@@ -13,7 +13,7 @@ import time
 import numpy as np
 import torch
 
-from verify import data_text, entk, models
+from verify import entk, models, real_task
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -44,13 +44,6 @@ def _device(choice: str) -> str:
     return choice
 
 
-def _load(args, device: str) -> models.TextModel:
-    dtype = DTYPES[args.dtype]
-    if args.model == "minilm":
-        return models.load_minilm(dtype=dtype, device=device)
-    return models.load_hf_model(args.model, expected_sha256=args.sha256, dtype=dtype, device=device)
-
-
 def run(args) -> int:
     try:
         return _run(args)
@@ -62,15 +55,10 @@ def run(args) -> int:
 def _run(args) -> int:
     start = time.perf_counter()
     device = _device(args.device)
-    classifier = models.PromptClassifier.build(_load(args, device))
-    names = entk.select_weights(classifier.model, args.weights or models.default_weight_names(classifier.model))
-    train = data_text.sample_train(args.n, np.random.default_rng(args.seed))
-    test = data_text.load_sentiment("test")
-    provenance = dict(data_file=data_text.DATA_PATH.name, data_sha256=data_text.data_sha256(),
-                      test_size=len(test), device=device)
-    instance = entk.extract_instance(classifier, train.texts, train.labels, names, lam=args.lam, chunk=args.chunk,
-                                     name=f"entk-n{args.n}-seed{args.seed}",
-                                     provenance=dict(provenance, split="train", seed=args.seed))
+    text_model = real_task.load_text_model(args.model, sha256=args.sha256, dtype=DTYPES[args.dtype], device=device)
+    task = real_task.build_task(text_model, n=args.n, seed=args.seed, lam=args.lam, weights=args.weights,
+                                chunk=args.chunk, device=device, with_test=bool(args.test_out))
+    instance, names = task.train, task.weight_names
     instance.save(args.out)
     N, K, m, n = instance.shape
     print(f"model {instance.provenance['model']} (sha256 {instance.provenance['model_sha256'][:12]}…), "
@@ -78,8 +66,7 @@ def _run(args) -> int:
     print(f"wrote {args.out}: G ({N}, {K}, {m}, {n}), KN = {N * K}, λ = {instance.lam:g}, "
           f"zero-shot train accuracy {entk.test_accuracy(instance, np.zeros((m, n))):.3f}")
     if args.test_out:
-        held_out = entk.extract_instance(classifier, test.texts, test.labels, names, lam=args.lam, chunk=args.chunk,
-                                         name="entk-test", provenance=dict(provenance, split="test"))
+        held_out = task.test
         held_out.save(args.test_out)
         print(f"wrote {args.test_out}: {held_out.N} test examples, "
               f"zero-shot test accuracy {entk.test_accuracy(held_out, np.zeros((m, n))):.3f}")
