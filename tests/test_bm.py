@@ -1,0 +1,299 @@
+"""The Burer–Monteiro / LoRA solver (verify/solvers/bm.py): derivatives against autograd and theory/,
+batching, determinism, certified end points above the Theorem 4.1 rank, result fields, bad inputs."""
+from __future__ import annotations
+
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from theory import certificate as cert
+from theory.thresholds import theorem_4_1_applies
+from verify import synthetic
+from verify.certify import certify
+from verify.results import SolveStatus
+from verify.solvers.bm import (
+    GRAD_RTOL,
+    TorchLoRAProblem,
+    device_for,
+    initial_factors,
+    safe_step,
+    solve_bm,
+    solve_bm_multistart,
+    torch_lora_objective,
+)
+from verify.tolerances import SOLVER_AGREEMENT_RTOL, exact_rtol
+
+RTOL = exact_rtol(np.float64)
+sizes = st.integers(min_value=1, max_value=4)
+seeds = st.integers(min_value=0, max_value=2**32 - 1)
+losses = st.sampled_from(["squared", "cross_entropy"])
+
+
+def _instance(seed, N, K, m, n, loss="squared", lam=0.1, with_P=False):
+    rng = np.random.default_rng(seed)
+    K = max(K, 2) if loss == "cross_entropy" else K
+    inst = synthetic.gaussian(rng, N, K, m, n, loss=loss, lam=lam)
+    if with_P:
+        B = rng.standard_normal((m + n, m + n))
+        inst = inst.with_(P=0.05 * B @ B.T / (m + n))
+    return inst
+
+
+def _objective(inst, Q):
+    return torch_lora_objective(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, inst.P)
+
+
+def _small_above_threshold(seed, loss="squared"):
+    """m = n = 4, λ = 0.1 and rank 3 with r(r+1)/2 = 6 > KN (Theorem 4.1 applies): N = 3, K = 1 for
+    the squared loss, N = 2, K = 2 for cross-entropy (which needs K ≥ 2)."""
+    N, K = (3, 1) if loss == "squared" else (2, 2)
+    inst = _instance(seed, N, K, 4, 4, loss=loss, lam=0.1)
+    assert theorem_4_1_applies(3, inst.kn)
+    return inst
+
+
+# --- derivatives ------------------------------------------------------------------------------
+
+
+@given(seed=seeds, N=sizes, K=sizes, m=sizes, n=sizes, r=sizes, loss=losses, with_P=st.booleans())
+def test_torch_objective_matches_numpy_batched_and_not(seed, N, K, m, n, r, loss, with_P):
+    inst = _instance(seed, N, K, m, n, loss, with_P=with_P)
+    Qs = np.random.default_rng(seed + 1).standard_normal((3, m + n, r))
+    batched = _objective(inst, torch.from_numpy(Qs)).numpy()
+    for Q, value in zip(Qs, batched):
+        expected = inst.lora_objective(Q)
+        assert value == pytest.approx(expected, rel=RTOL, abs=RTOL)
+        assert _objective(inst, torch.from_numpy(Q)).item() == pytest.approx(expected, rel=RTOL, abs=RTOL)
+
+
+@pytest.mark.parametrize("loss", ["squared", "cross_entropy"])
+@pytest.mark.parametrize("with_P", [False, True])
+def test_torch_objective_passes_gradcheck_and_gradgradcheck(rng, loss, with_P):
+    inst = _instance(7, 3, 2, 3, 2, loss, with_P=with_P)
+    for shape in [(5, 2), (2, 5, 2)]:
+        Qt = torch.tensor(rng.standard_normal(shape), requires_grad=True)
+        assert torch.autograd.gradcheck(lambda q: _objective(inst, q), (Qt,))
+        assert torch.autograd.gradgradcheck(lambda q: _objective(inst, q), (Qt,))
+
+
+@given(seed=seeds, N=sizes, K=sizes, m=sizes, n=sizes, r=sizes, loss=losses, with_P=st.booleans())
+def test_explicit_gradient_MQ_matches_autograd_and_theory(seed, N, K, m, n, r, loss, with_P):
+    """∇F_P(Q) = M Q (MATH.md §2), batched, against torch autograd and theory.certificate.lora_gradient."""
+    inst = _instance(seed, N, K, m, n, loss, with_P=with_P)
+    Qs = np.random.default_rng(seed + 1).standard_normal((2, m + n, r))
+    prob = TorchLoRAProblem.from_instance(inst)
+    Qt = torch.tensor(Qs, requires_grad=True)
+    explicit = prob.gradient(Qt.detach(), prob.evaluate(Qt.detach())).numpy()
+    (auto,) = torch.autograd.grad(_objective(inst, Qt).sum(), Qt)
+    np.testing.assert_allclose(explicit, auto.numpy(), rtol=RTOL, atol=RTOL)
+    for Q, g in zip(Qs, explicit):
+        theory = cert.lora_gradient(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, inst.P)
+        np.testing.assert_allclose(g, theory, rtol=RTOL, atol=RTOL)
+
+
+@given(seed=seeds, N=sizes, K=sizes, m=sizes, n=sizes, r=sizes, loss=losses, with_P=st.booleans())
+def test_theory_hessian_vector_product_matches_double_backward(seed, N, K, m, n, r, loss, with_P):
+    """theory.certificate.hessian_vector_product and hessian_quadratic_form against autograd of
+    torch_lora_objective (double backward)."""
+    inst = _instance(seed, N, K, m, n, loss, with_P=with_P)
+    Q, W = np.random.default_rng(seed + 1).standard_normal((2, m + n, r))
+    Qt = torch.tensor(Q, requires_grad=True)
+    (g,) = torch.autograd.grad(_objective(inst, Qt), Qt, create_graph=True)
+    (hv,) = torch.autograd.grad(g, Qt, grad_outputs=torch.from_numpy(W))
+    hvp = cert.hessian_vector_product(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, W, inst.P)
+    np.testing.assert_allclose(hvp, hv.numpy(), rtol=RTOL, atol=RTOL)
+    form = cert.hessian_quadratic_form(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, W, inst.P)
+    assert form == pytest.approx(float(np.sum(W * hv.numpy())), rel=RTOL, abs=RTOL)
+
+
+# --- initialisation ---------------------------------------------------------------------------
+
+
+@given(seed=seeds, m=sizes, n=sizes, r=sizes, starts=st.integers(1, 3))
+def test_lora_init_has_zero_update_and_random_init_does_not(seed, m, n, r, starts):
+    inst = _instance(seed, 2, 1, m, n)
+    Q0 = initial_factors(inst, r, starts, "lora", np.random.default_rng(seed))
+    assert Q0.shape == (starts, m + n, r)
+    assert np.all(Q0[:, m:] == 0) and np.all(np.any(Q0[:, :m] != 0, axis=(1, 2)))   # v = 0, u ≠ 0: δ = 0
+    for Q in Q0:
+        assert inst.lora_objective(Q) == pytest.approx(inst.risk(np.zeros((m, n))) + 0.5 * inst.lam * np.sum(Q * Q))
+    Qr = initial_factors(inst, r, starts, "random", np.random.default_rng(seed))
+    assert np.all(np.any(Qr[:, m:] != 0, axis=(1, 2)))
+
+
+def test_lora_init_scale_is_kaiming_like():
+    inst = _instance(0, 2, 1, 400, 3)
+    Q0 = initial_factors(inst, 50, 1, "lora", np.random.default_rng(0))[0]
+    assert np.std(Q0[:400]) == pytest.approx(1 / np.sqrt(400), rel=0.05)   # columns of u have norm ≈ 1
+
+
+def test_init_does_not_touch_global_rng():
+    inst = _instance(0, 2, 1, 3, 3)
+    np_state, torch_state = np.random.get_state()[1].copy(), torch.get_rng_state().clone()
+    solve_bm(inst, 2, starts=2, init="random", rng=np.random.default_rng(0), device="cpu")
+    assert np.array_equal(np.random.get_state()[1], np_state) and torch.equal(torch.get_rng_state(), torch_state)
+
+
+# --- the solver -------------------------------------------------------------------------------
+
+
+@given(seed=seeds, loss=losses, init=st.sampled_from(["lora", "random"]), method=st.sampled_from(["lbfgs", "bb"]))
+def test_all_starts_certified_above_the_theorem_4_1_rank(seed, loss, init, method):
+    """r(r+1)/2 > KN: every start ends at a point the float64 certificate proves global."""
+    inst = _small_above_threshold(seed, loss)
+    results = solve_bm_multistart(inst, 3, starts=4, init=init, rng=np.random.default_rng(seed), method=method,
+                                  device="cpu")
+    for res in results:
+        assert res.status == SolveStatus.OPTIMAL, res.message
+        c = certify(inst, Q=res.Q)
+        assert c.certified, c.reason
+        assert res.objective == pytest.approx(c.objective, rel=RTOL, abs=RTOL)
+
+
+@pytest.mark.parametrize("method", ["lbfgs", "bb", "gd"])
+def test_batched_starts_equal_starts_run_one_by_one(method):
+    """Starts never interact: the batch follows each start's own trajectory (up to BLAS roundoff),
+    and the end points agree."""
+    inst = _instance(3, 4, 2, 6, 5, lam=0.05)
+    Q0 = initial_factors(inst, 4, 3, "random", np.random.default_rng(0))
+    few = solve_bm_multistart(inst, 4, starts=3, Q0=Q0, method=method, max_iter=10, device="cpu")
+    full = solve_bm_multistart(inst, 4, starts=3, Q0=Q0, method=method, max_iter=400, device="cpu")
+    for s in range(3):
+        one = solve_bm_multistart(inst, 4, Q0=Q0[s], method=method, max_iter=10, device="cpu")[0]
+        np.testing.assert_allclose(few[s].Q, one.Q, rtol=RTOL, atol=RTOL)
+        assert few[s].iterations == one.iterations
+        np.testing.assert_allclose(few[s].history, one.history, rtol=RTOL)
+        one = solve_bm_multistart(inst, 4, Q0=Q0[s], method=method, max_iter=400, device="cpu")[0]
+        assert one.status == full[s].status
+        assert one.extra["F_P"] == pytest.approx(full[s].extra["F_P"], rel=SOLVER_AGREEMENT_RTOL)
+        np.testing.assert_allclose(one.delta, full[s].delta, atol=SOLVER_AGREEMENT_RTOL * np.abs(one.delta).max())
+
+
+@given(seed=st.integers(0, 2**16), method=st.sampled_from(["lbfgs", "bb", "gd"]))
+def test_same_seed_gives_identical_output(seed, method):
+    inst = _instance(seed, 3, 2, 4, 3)
+    runs = [solve_bm_multistart(inst, 3, starts=2, rng=np.random.default_rng(seed), method=method, max_iter=300,
+                                device="cpu") for _ in range(2)]
+    for a, b in zip(*runs):
+        assert np.array_equal(a.Q, b.Q) and a.history == b.history and a.iterations == b.iterations
+
+
+def test_solve_result_fields(rng):
+    inst = _small_above_threshold(1)
+    Q0 = initial_factors(inst, 3, 2, "lora", rng)
+    results = solve_bm_multistart(inst, 3, starts=2, Q0=Q0, record_every=5, device="cpu")
+    for s, res in enumerate(results):
+        m = inst.m
+        assert res.solver == "bm" and res.status == SolveStatus.OPTIMAL and res.message
+        assert res.Q.shape == (m + inst.n, 3) and res.Q.dtype == np.float64
+        np.testing.assert_array_equal(res.delta, res.Q[:m] @ res.Q[m:].T)
+        assert res.objective == pytest.approx(inst.objective(res.delta), rel=RTOL)
+        assert res.extra["F_P"] == pytest.approx(inst.lora_objective(res.Q), rel=RTOL)
+        assert res.extra["F_P"] >= res.objective - RTOL                      # Lemma 2.2: F_0(u, v) ≥ L̂_λ(u vᵀ)
+        assert res.extra["grad_norm"] <= GRAD_RTOL[torch.float64] * max(1.0, np.linalg.norm(res.Q))
+        assert {k: res.extra[k] for k in ("start", "device", "method", "init", "dtype")} == \
+            {"start": s, "device": "cpu", "method": "lbfgs", "init": "array", "dtype": "float64"}
+        assert res.extra["evaluations"] >= res.iterations > 0 and res.solve_seconds > 0
+        assert res.history[0] == pytest.approx(inst.lora_objective(Q0[s]), rel=RTOL)
+        assert len(res.history) == 1 + res.iterations // 5
+    assert results[0].solve_seconds == results[1].solve_seconds          # one batched run
+    best = solve_bm(inst, 3, starts=2, Q0=Q0, device="cpu")
+    assert best.extra["starts"] == 2
+    assert best.extra["F_P"] == min(r.extra["F_P"] for r in results)
+
+
+def test_gradient_descent_with_the_safe_step_is_monotone(rng):
+    """The default GD step 1/L̄ (L̄ bounds ∇²F_P on the sublevel set) gives a non-increasing curve."""
+    inst = _instance(2, 4, 2, 5, 4, loss="cross_entropy", lam=0.05)
+    Q0 = initial_factors(inst, 3, 2, "random", rng)
+    results = solve_bm_multistart(inst, 3, starts=2, Q0=Q0, method="gd", max_iter=500, device="cpu")
+    for res, eta in zip(results, safe_step(inst, Q0)):
+        assert res.extra["lr"] == eta and len(res.history) == 501
+        assert np.all(np.diff(res.history) <= RTOL * abs(res.history[0]))
+        assert res.history[-1] < res.history[0]
+
+
+def test_divergence_is_reported_as_failed(rng):
+    inst = _instance(0, 3, 1, 4, 4)
+    res = solve_bm(inst, 3, rng=rng, method="gd", lr=1e6, max_iter=200, device="cpu")
+    assert res.status == SolveStatus.FAILED and "non-finite" in res.message and res.iterations < 200
+
+
+def test_budgets_give_max_iter(rng):
+    inst = _instance(0, 3, 1, 4, 4)
+    res = solve_bm(inst, 3, rng=rng, max_iter=3, device="cpu")
+    assert res.status == SolveStatus.MAX_ITER and res.extra["evaluations"] == 3
+    res = solve_bm(inst, 3, rng=rng, time_limit=1e-9, device="cpu")
+    assert res.status == SolveStatus.MAX_ITER and "time limit" in res.message and res.iterations == 0
+
+
+def test_float32_runs_and_is_certified_in_float64(rng):
+    inst = _instance(4, 6, 2, 8, 8, lam=0.05)
+    Q0 = initial_factors(inst, 6, 2, "lora", rng)
+    r32 = solve_bm_multistart(inst, 6, starts=2, Q0=Q0, dtype=torch.float32, device="cpu")
+    r64 = solve_bm_multistart(inst, 6, starts=2, Q0=Q0, device="cpu")
+    for a, b in zip(r32, r64):
+        assert a.status == SolveStatus.OPTIMAL and a.Q.dtype == np.float64 and a.extra["dtype"] == "float32"
+        assert a.extra["F_P"] == pytest.approx(b.extra["F_P"], rel=10 * GRAD_RTOL[torch.float32])
+        assert certify(inst, Q=a.Q, tol=1e-3).certified
+    # a tolerance below float32 resolution is never reported as reached
+    for res in solve_bm_multistart(inst, 6, starts=2, Q0=Q0, dtype=torch.float32, grad_tol=1e-12, max_iter=300,
+                                   device="cpu"):
+        assert res.status in (SolveStatus.MAX_ITER, SolveStatus.INACCURATE)
+
+
+def test_sensing_tensor_is_shared_not_copied_on_cpu():
+    inst = _instance(0, 3, 2, 4, 5)
+    prob = TorchLoRAProblem.from_instance(inst, torch.device("cpu"), torch.float64)
+    assert prob.Gmat.data_ptr() == inst.G.ctypes.data and prob.Gmat.shape == (6, 20)
+
+
+# --- devices and bad inputs -------------------------------------------------------------------
+
+
+def test_device_for():
+    assert device_for("cpu") == torch.device("cpu")
+    assert device_for("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="unknown device"):
+        device_for("tpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda_is_a_clear_error(rng):
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        solve_bm(_instance(0, 2, 1, 3, 3), 2, rng=rng, device="cuda")
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"rank": 0}, "rank"),
+    ({"starts": 0}, "starts"),
+    ({"init": np.ones((5, 2))}, "init array must have shape"),
+    ({"init": np.ones((2, 6, 2)), "starts": 3}, "init array must have shape"),
+    ({"init": np.full((6, 2), np.nan)}, "NaN"),
+    ({"init": np.zeros((6, 2))}, "stationary point"),
+    ({"init": "zero"}, "stationary point"),
+    ({"init": "xavier"}, "unknown init"),
+    ({"rng": None}, "needs rng"),
+    ({"method": "adam"}, "unknown method"),
+    ({"dtype": torch.float16}, "dtype"),
+    ({"lr": -1.0, "method": "gd"}, "lr"),
+    ({"grad_tol": 0.0}, "grad_tol"),
+    ({"max_iter": -1}, "max_iter"),
+    ({"record_every": 0}, "record_every"),
+    ({"time_limit": 0}, "time_limit"),
+])
+def test_bad_inputs_raise_clear_errors(kwargs, match):
+    inst = _instance(0, 2, 1, 3, 3)
+    kw = {"rank": 2, "rng": np.random.default_rng(0), "device": "cpu", **kwargs}
+    with pytest.raises(ValueError, match=match):
+        solve_bm_multistart(inst, kw.pop("rank"), **kw)
+
+
+def test_gd_without_regularization_needs_a_step(rng):
+    inst = _instance(0, 2, 1, 3, 3, lam=0.0)
+    with pytest.raises(ValueError, match="explicit lr"):
+        solve_bm(inst, 2, rng=rng, method="gd", device="cpu")
+    assert solve_bm(inst, 2, rng=rng, method="gd", lr=0.01, max_iter=5, device="cpu").iterations == 5
