@@ -67,17 +67,24 @@ def least_squares_optimum(G, f0, Y) -> float:
     return float(resid @ resid) / G.shape[0]
 
 
-def hessian_vector_product(G, f0, Y, loss: str, lam: float, Q, W, P=None) -> np.ndarray:
-    """∇²F_P(Q)[W] = M W + [dS v; dSᵀ u], shape (m + n, r)."""
+def _second_order_parts(G, f0, Y, loss: str, Q, W):
+    """(S (m, n), A(E) (N, K), ∇²ℓ A(E) / N (N, K)) at Q in the direction W, E = u bᵀ + a vᵀ."""
     m = G.shape[2]
     u, v = split_factors(Q, m)
     a, b = split_factors(W, m)
-    delta = u @ v.T
-    yhat = predictions(G, f0, delta)
+    yhat = predictions(G, f0, u @ v.T)
     lossf = get_loss(loss)
     S = apply_A_adjoint(G, lossf.grad(yhat, Y) / G.shape[0])
-    E = u @ b.T + a @ v.T
-    dS = apply_A_adjoint(G, lossf.hess_apply(yhat, Y, apply_A(G, E)) / G.shape[0])
+    AE = apply_A(G, u @ b.T + a @ v.T)
+    return S, AE, lossf.hess_apply(yhat, Y, AE) / G.shape[0]
+
+
+def hessian_vector_product(G, f0, Y, loss: str, lam: float, Q, W, P=None) -> np.ndarray:
+    """∇²F_P(Q)[W] = M W + [dS v; dSᵀ u], dS = A*(∇²ℓ A(E) / N), shape (m + n, r)."""
+    m = G.shape[2]
+    u, v = split_factors(Q, m)
+    S, _, dV = _second_order_parts(G, f0, Y, loss, Q, W)
+    dS = apply_A_adjoint(G, dV)
     out = certificate_matrix(S, lam, P) @ W
     out[:m] += dS @ v
     out[m:] += dS.T @ u
@@ -86,16 +93,8 @@ def hessian_vector_product(G, f0, Y, loss: str, lam: float, Q, W, P=None) -> np.
 
 def hessian_quadratic_form(G, f0, Y, loss: str, lam: float, Q, W, P=None) -> float:
     """∇²F_P(Q)[W, W] = (1/N) Σ_i A(E)[i]ᵀ ∇²ℓ_i A(E)[i] + ⟨M, W Wᵀ⟩."""
-    m = G.shape[2]
-    u, v = split_factors(Q, m)
-    a, b = split_factors(W, m)
-    delta = u @ v.T
-    yhat = predictions(G, f0, delta)
-    lossf = get_loss(loss)
-    S = apply_A_adjoint(G, lossf.grad(yhat, Y) / G.shape[0])
-    AE = apply_A(G, u @ b.T + a @ v.T)
-    gauss_newton = float(np.sum(AE * lossf.hess_apply(yhat, Y, AE))) / G.shape[0]
-    return gauss_newton + float(np.sum(W * (certificate_matrix(S, lam, P) @ W)))
+    S, AE, dV = _second_order_parts(G, f0, Y, loss, Q, W)
+    return float(np.sum(AE * dV)) + float(np.sum(W * (certificate_matrix(S, lam, P) @ W)))
 
 
 def dense_hessian(G, f0, Y, loss: str, lam: float, Q, P=None) -> np.ndarray:

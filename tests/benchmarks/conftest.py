@@ -1,0 +1,42 @@
+"""Collects the median time to a certified optimum of every solver benchmark and, at the end of the
+session, prints each solver's speed-up over cvxpy (SCS, Clarabel) measured on the same instance in the
+same run, and writes it to ``.benchmarks/ratios.json``."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+#: (group, solver) -> {"median_s": ..., "certified": ..., "gap_bound": ..., "objective": ...}
+RESULTS: dict[tuple[str, str], dict] = {}
+
+
+@pytest.fixture
+def record():
+    def _record(group: str, solver: str, benchmark, certificate) -> None:
+        if benchmark.stats is None:  # --benchmark-skip / --benchmark-disable
+            return
+        RESULTS[(group, solver)] = {"median_s": benchmark.stats.stats.median, "certified": certificate.certified,
+                                    "gap_bound": certificate.gap_bound, "objective": certificate.objective}
+        benchmark.extra_info.update(RESULTS[(group, solver)])
+    return _record
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not RESULTS:
+        return
+    rows = []
+    for (group, solver), r in sorted(RESULTS.items()):
+        row = {"group": group, "solver": solver, **r}
+        for ref in ("cvxpy-SCS", "cvxpy-CLARABEL"):
+            if (group, ref) in RESULTS and solver != ref:
+                row[f"speedup_vs_{ref}"] = RESULTS[(group, ref)]["median_s"] / r["median_s"]
+        rows.append(row)
+    terminalreporter.write_sep("-", "time to a certified optimum (same instance, same run)")
+    for row in rows:
+        ratios = "  ".join(f"{k.removeprefix('speedup_vs_')}: {v:.1f}x" for k, v in row.items() if k.startswith("speedup"))
+        terminalreporter.write_line(f"{row['group']:>10} {row['solver']:>16} {row['median_s']:9.3f} s  "
+                                    f"certified={row['certified']!s:5}  gap={row['gap_bound']:.1e}  {ratios}")
+    Path(".benchmarks").mkdir(exist_ok=True)
+    Path(".benchmarks/ratios.json").write_text(json.dumps(rows, indent=1))

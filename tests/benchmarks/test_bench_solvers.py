@@ -1,0 +1,100 @@
+"""Time to a certified optimum (gap bound ≤ 1e-6 · max(1, |objective|)), pytest-benchmark.
+
+Synthetic squared-loss instances with N = 32, K = 2, λ = 0.01: m = n = 64 (Burer–Monteiro, FISTA and
+cvxpy SCS / Clarabel on the same instance in the same run), m = n = 256, and m = n = 768 (two 384×384
+attention matrices tuned together). Run with ``python -m pytest tests/benchmarks -m slow --benchmark-only``.
+No timing is asserted; certification is.
+"""
+from __future__ import annotations
+
+import resource
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from theory.thresholds import no_spurious_rank
+from verify import synthetic
+from verify.certify import GAP_RTOL, certify
+
+pytestmark = pytest.mark.slow
+N, K, LAM = 32, 2, 0.01
+RANK = no_spurious_rank(N * K)  # 11
+
+
+def _instance(side: int):
+    return synthetic.gaussian(np.random.default_rng(side), N, K, side, side, lam=LAM, name=f"gaussian {side}")
+
+
+def _bm(inst):
+    from verify.solvers.bm import solve_bm
+    return solve_bm(inst, RANK, starts=1, init="lora", rng=np.random.default_rng(0), device="cpu")
+
+
+def _prox(inst):
+    from verify.solvers.prox import solve_prox
+    return solve_prox(inst, tol=GAP_RTOL, max_iter=20000, history=False)
+
+
+def _cvxpy(solver):
+    from verify.solvers.cvxpy_sdp import solve_cvxpy
+    return lambda inst: solve_cvxpy(inst, formulation="nuclear", solver=solver)
+
+
+def _certified_solve(solve, inst):
+    """Solve and certify: the certificate is part of the time to a certified optimum."""
+    res = solve(inst)
+    return res, (certify(inst, Q=res.Q) if res.Q is not None else certify(inst, delta=res.delta))
+
+
+SOLVERS_64 = {"bm": _bm, "prox": _prox, "cvxpy-SCS": _cvxpy("SCS"), "cvxpy-CLARABEL": _cvxpy("CLARABEL")}
+
+
+@pytest.mark.parametrize("solver", list(SOLVERS_64))
+def test_time_to_certified_optimum_64(benchmark, record, solver):
+    inst = _instance(64)
+    res, c = benchmark.pedantic(_certified_solve, args=(SOLVERS_64[solver], inst), rounds=3, iterations=1)
+    record("m=n=64", solver, benchmark, c)
+    if solver.startswith("bm") or solver == "prox":
+        assert c.certified, c.reason
+
+
+@pytest.mark.parametrize("solver", ["bm", "prox"])
+def test_time_to_certified_optimum_256(benchmark, record, solver):
+    inst = _instance(256)
+    res, c = benchmark.pedantic(_certified_solve, args=({"bm": _bm, "prox": _prox}[solver], inst), rounds=1, iterations=1)
+    record("m=n=256", solver, benchmark, c)
+    assert c.certified, c.reason
+
+
+def test_time_to_certified_optimum_768(benchmark, record):
+    inst = _instance(768)
+    res, c = benchmark.pedantic(_certified_solve, args=(_bm, inst), rounds=1, iterations=1)
+    record("m=n=768", "bm", benchmark, c)
+    assert c.certified, c.reason
+
+
+PEAK_SCRIPT = """
+import resource, numpy as np
+from verify import synthetic
+from verify.certify import certify
+from verify.solvers.bm import solve_bm
+inst = synthetic.gaussian(np.random.default_rng(768), 32, 2, 768, 768, lam=0.01)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+res = solve_bm(inst, 11, starts=1, rng=np.random.default_rng(0), device="cpu")
+certify(inst, Q=res.Q)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(before * 1024, after * 1024, inst.G.nbytes)
+"""
+
+
+def test_peak_memory_768():
+    """Memory the solve and certificate add beyond the instance, plus G itself, against 3 × size of G."""
+    out = subprocess.run([sys.executable, "-c", PEAK_SCRIPT], capture_output=True, text=True, check=True).stdout
+    before, after, g_bytes = map(float, out.split())
+    ratio = (after - before + g_bytes) / g_bytes
+    print(f"peak memory of solve + certificate: {(after - before) / 2**20:.0f} MiB above the instance; "
+          f"(G + that) / G = {ratio:.2f}")
+    assert ratio < 3.0
+    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss > 0
