@@ -74,10 +74,12 @@ def rank_speed(inst: Instance, ranks: list[int], ctx: Context, iters: int) -> di
 
 
 def evaluate_rank_speed(data: dict) -> tuple[Verdict, float, dict]:
-    """Among ranks that come within RANK_SPEED_RTOLS[0] of the certified optimum (the resolution of a
-    training-loss plot), iterations must decrease with rank (Spearman ρ < 0)."""
+    """Among ranks ≥ rank(δ*) (the ones that can reach the optimum) that come within RANK_SPEED_RTOLS[0]
+    of the certified optimum (the resolution of a training-loss plot), iterations must decrease with
+    rank (Spearman ρ < 0)."""
     key = f"{RANK_SPEED_RTOLS[0]:g}"
-    reached = {r: v["iterations"][key] for r, v in data["runs"].items() if v["iterations"][key] is not None}
+    reached = {r: v["iterations"][key] for r, v in data["runs"].items()
+               if v["iterations"][key] is not None and r >= data["optimum_rank"]}
     if len(reached) < 3 or not data["optimum_certified"]:
         return Verdict.INCONCLUSIVE, float("nan"), {}
     rho = float(spearmanr(list(reached), list(reached.values())).statistic)
