@@ -50,9 +50,12 @@ def _cases(ctx: Context) -> list[tuple[str, Instance, np.ndarray]]:
     mathmd = Instance(G, np.zeros((6, 1)), Y, "squared", 0.0, name="MATH.md §3 example")
     interp = (np.linalg.pinv(G.reshape(6, -1)) @ Y.ravel()).reshape(20, 15)
     cases = [("λ = 0, squared, min-norm interpolant (N=6, 20×15)", mathmd, _as_Q(interp))]
-    for loss, lam in [("squared", 0.05), ("cross_entropy", 0.05), ("cross_entropy", 0.0)]:
-        inst = synthetic.trace_sensing(rng, 3, 2, 8, loss=loss, lam=lam)
-        cases.append((f"λ = {lam}, {loss}, trace sensing (N=3, K=2, 8×8)", inst,
+    for loss, positive in [("squared", True), ("cross_entropy", True), ("cross_entropy", False)]:
+        inst = synthetic.trace_sensing(rng, 3, 2, 8, loss=loss, lam=0.0)
+        if positive:  # λ below |dL̂/dt| at t = 0, so that the optimal trace t* is non-zero
+            slope = abs(float(np.sum(inst.gradient(np.zeros((8, 8))) * np.eye(8) / 8)))
+            inst = inst.with_(lam=round(0.2 * slope, 4))
+        cases.append((f"λ = {inst.lam:g}, {loss}, trace sensing (N=3, K=2, 8×8)", inst,
                       _as_Q(synthetic.trace_sensing_optimum(inst))))
     gauss = synthetic.gaussian(rng, 6, 2, 8, 8, loss="cross_entropy", lam=0.02)
     bm = solve_bm(gauss, 8, starts=2, init="random", rng=rng, device=ctx.device)
