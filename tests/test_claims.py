@@ -37,14 +37,9 @@ def test_claim_runs_and_every_control_is_caught(spec):
     outcome = spec.run(Context(profile="quick", seed=0, device="cpu"))
     assert outcome.check.verdict in set(Verdict)
     assert outcome.check.id == spec.id
+    assert outcome.controls, f"claim {spec.id} has no negative control"
     for ctrl in outcome.controls:
         assert ctrl.caught, f"negative control {ctrl.id} was missed ({ctrl.verdict}, margin {ctrl.margin})"
-
-
-def test_every_claim_with_a_verdict_has_a_control():
-    ids_with_controls = {"lemma_2_2", "theorem_3_1", "figure_1", "theorem_4_1", "corollary_4_2", "saddle_escape",
-                         "theorem_5_1", "lemma_c4", "ce_lipschitz", "section_6_rank_speed", "mu_klabjan_rate"}
-    assert ids_with_controls <= {s.id for s in all_claims()}
 
 
 @given(seed=seeds, N=st.integers(2, 4), K=st.integers(1, 2), m=st.integers(2, 4), n=st.integers(2, 4),
