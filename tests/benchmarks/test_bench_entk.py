@@ -1,8 +1,9 @@
 """Benchmark: empirical-NTK extraction on the real all-MiniLM-L6-v2 (N = 32, K = 2, m = n = 768).
 
 Run with ``pytest tests/benchmarks/test_bench_entk.py -m slow --benchmark-only``. Targets on 2 CPU
-cores: under 60 s and under 4 GB peak resident memory (``ru_maxrss`` of the process, which counts
-torch's allocations; tracemalloc does not).
+cores: under 60 s (read from the benchmark table, never asserted) and under 4 GB peak resident memory
+(``ru_maxrss`` of the process, which counts torch's allocations; tracemalloc does not). The second
+benchmark times the certified LoRA solve of the extracted instance (target: under 30 s).
 """
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ import torch
 from verify import data_text, entk, models
 
 N = 32
-TARGET_SECONDS = 60.0
 TARGET_PEAK_BYTES = 4 * 2**30
 
 
@@ -37,5 +37,23 @@ def test_bench_minilm_extraction(benchmark, chunk):
     peak = peak_rss_bytes()
     benchmark.extra_info.update(peak_rss_gib=peak / 2**30, threads=torch.get_num_threads(), chunk=chunk)
     assert instance.shape == (N, 2, 768, 768)
-    assert benchmark.stats.stats.max < TARGET_SECONDS
     assert peak < TARGET_PEAK_BYTES
+
+
+@pytest.mark.slow
+def test_bench_minilm_certified_solve(benchmark):
+    """Time to a certified optimum (LoRA rank 11, the Thm 4.1 rank for KN = 64) of the real instance."""
+    from theory.thresholds import no_spurious_rank
+    from verify.certify import certify
+    from verify.real_task import build_task
+    from verify.solvers.bm import solve_bm
+
+    inst = build_task(models.load_minilm(), n=N, seed=0, with_test=False).train
+
+    def solve():
+        res = solve_bm(inst, no_spurious_rank(inst.kn), rng=np.random.default_rng(0), device="cpu")
+        return certify(inst, Q=res.Q)
+
+    c = benchmark.pedantic(solve, rounds=1, iterations=1)
+    benchmark.extra_info.update(certified=c.certified, gap_bound=c.gap_bound, rank=c.rank, objective=c.objective)
+    assert c.certified, c.reason
