@@ -12,6 +12,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def _finish(fig, ax, path: Path, xlabel: str, ylabel: str, title: str | None = None) -> Path:
+    """Label the axes, add the title and legend, and save."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title is not None:
+        ax.set_title(title)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -25,11 +35,8 @@ def rank_reduction(data: dict, path: Path) -> Path:
     for p in data["paths"]:
         ax.plot(range(len(p["ranks"])), p["ranks"], marker="o", ms=3, label=f"{p['label']} (bound {p['bound']})")
         ax.axhline(p["bound"], ls=":", lw=0.8, color=ax.lines[-1].get_color())
-    ax.set_xlabel("reduction step")
-    ax.set_ylabel("rank of the global minimizer")
-    ax.set_title("Thm 3.1 made constructive: objective unchanged, rank drops to the bound")
-    ax.legend(fontsize=7)
-    return _save(fig, path)
+    return _finish(fig, ax, path, "reduction step", "rank of the global minimizer",
+                   "Thm 3.1 made constructive: objective unchanged, rank drops to the bound")
 
 
 def training_curves(data: dict, path: Path) -> Path:
@@ -39,11 +46,7 @@ def training_curves(data: dict, path: Path) -> Path:
     for c in data["curves"]:
         hist = [max(h - opt, 1e-16) for h in c["history"]]
         ax.semilogy(range(len(hist)), hist, label=c["label"])
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("objective − certified optimum")
-    ax.set_title(data.get("title", "Training curves"))
-    ax.legend(fontsize=7)
-    return _save(fig, path)
+    return _finish(fig, ax, path, "iteration", "objective − certified optimum", data.get("title", "Training curves"))
 
 
 def spurious_fraction(data: dict, path: Path) -> Path:
@@ -52,11 +55,8 @@ def spurious_fraction(data: dict, path: Path) -> Path:
     for s in data["series"]:
         ax.plot(s["ranks"], s["fractions"], marker="o", label=f"{s['label']} (KN = {s['kn']})")
         ax.axvline(s["threshold"], ls=":", color=ax.lines[-1].get_color())
-    ax.set_xlabel("LoRA rank r")
-    ax.set_ylabel("fraction of starts at a spurious SOSP")
-    ax.set_title("Thm 4.1: dotted line = smallest r with r(r+1)/2 > KN")
-    ax.legend(fontsize=7)
-    return _save(fig, path)
+    return _finish(fig, ax, path, "LoRA rank r", "fraction of starts at a spurious SOSP",
+                   "Thm 4.1: dotted line = smallest r with r(r+1)/2 > KN")
 
 
 def excess_risk(data: dict, path: Path) -> Path:
@@ -65,10 +65,7 @@ def excess_risk(data: dict, path: Path) -> Path:
     ax.loglog(data["N"], data["bound"], marker="s", label="bound (Thm C.6)")
     ax.loglog(data["N"], data["observed_quantile"], marker="o", label=f"observed, quantile {data['quantile']:.2f}")
     ax.loglog(data["N"], data["observed_mean"], marker=".", ls="--", label="observed, mean")
-    ax.set_xlabel("N (training examples)")
-    ax.set_ylabel("excess population risk")
-    ax.legend(fontsize=7)
-    return _save(fig, path)
+    return _finish(fig, ax, path, "N (training examples)", "excess population risk")
 
 
 def rademacher(data: dict, path: Path) -> Path:
@@ -76,10 +73,7 @@ def rademacher(data: dict, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6, 3.6))
     ax.loglog(data["N"], data["bound"], marker="s", label="R·D·√K/√N")
     ax.loglog(data["N"], data["exact"], marker="o", label="exact (dual norm, mean over signs)")
-    ax.set_xlabel("N")
-    ax.set_ylabel("Rademacher complexity")
-    ax.legend(fontsize=7)
-    return _save(fig, path)
+    return _finish(fig, ax, path, "N", "Rademacher complexity")
 
 
 DRAWERS = {"rank_reduction": rank_reduction, "training_curves": training_curves,
