@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from theory import certificate as cert
 from theory.linearized_model import sensing_matrix
 from verify import synthetic
-from verify.certify import certify
+from verify.certify import certify, certify_result
+from verify.results import FailedCondition, SolveResult, SolveStatus
 from verify.sosp import sosp_test
 
 
@@ -65,10 +66,37 @@ def test_certify_input_errors(rng):
         certify(inst, delta=np.zeros((2, 2)))
     with pytest.raises(ValueError, match="Q must have shape"):
         certify(inst, Q=np.zeros((5, 1)))
-    with pytest.raises(ValueError, match="NaN"):
-        certify(inst, Q=np.full((6, 1), np.nan))
     with pytest.raises(ValueError, match="needs a point"):
         certify(inst)
+
+
+def test_diverged_point_is_a_labelled_failure(rng):
+    """A NaN factor (a diverged start) is not an error: it is a certificate that names the failure."""
+    inst = _zero_is_optimal(rng)
+    c = certify(inst, Q=np.full((6, 1), np.nan))
+    assert not c.certified and c.failed is FailedCondition.UNTRUSTED and "NaN" in c.reason
+    assert c.relative_slack == -np.inf
+
+
+@pytest.mark.parametrize("status", list(SolveStatus))
+def test_the_trust_rule_refuses_inaccurate_and_failed_statuses(rng, status):
+    """The same optimal point is certified under a trusted status and never under INACCURATE / FAILED."""
+    inst = _zero_is_optimal(rng)
+    result = SolveResult("test", status, np.zeros((3, 3)), inst.objective(np.zeros((3, 3))), 0.0)
+    c = certify_result(inst, result)
+    assert c.certified is status.trusted
+    assert (c.failed is FailedCondition.UNTRUSTED) is (not status.trusted)
+
+
+def test_certificate_names_the_failed_condition(rng):
+    """A point off stationarity fails first order; the zero point with λ below σ_max(S(0)) fails the dual cone."""
+    inst = _zero_is_optimal(rng)
+    moved = certify(inst, Q=0.3 * rng.standard_normal((6, 2)))
+    assert not moved.certified and moved.failed in (FailedCondition.FIRST_ORDER, FailedCondition.BOTH)
+    low = inst.with_(lam=0.5 * inst.lam)
+    at_zero = certify(low, Q=1e-9 * rng.standard_normal((6, 1)))
+    assert not at_zero.certified and at_zero.failed is FailedCondition.DUAL_CONE
+    assert at_zero.relative_slack < 0 < certify(inst, delta=np.zeros((3, 3))).relative_slack
 
 
 def test_cross_entropy_without_regularization_is_not_certifiable(rng):

@@ -72,7 +72,7 @@ def test_psd_factor_reproduces_psd_part(seed, m, n):
 
 
 @pytest.mark.parametrize("status, expected", [
-    ("optimal", SolveStatus.OPTIMAL), ("optimal_inaccurate", SolveStatus.INACCURATE),
+    ("optimal", SolveStatus.CONVERGED), ("optimal_inaccurate", SolveStatus.INACCURATE),
     ("user_limit", SolveStatus.MAX_ITER), ("infeasible", SolveStatus.FAILED),
     ("infeasible_inaccurate", SolveStatus.FAILED), ("unbounded", SolveStatus.FAILED),
     ("unbounded_inaccurate", SolveStatus.FAILED), ("infeasible_or_unbounded", SolveStatus.FAILED),
@@ -125,8 +125,8 @@ def test_nuclear_lifted_and_prox_agree(seed, N, K, m, n, loss, lam, solver):
     nuclear = solve_cvxpy(inst, formulation="nuclear", solver=solver)
     lifted = solve_cvxpy(inst, formulation="lifted", solver=solver)
     prox = solve_prox(inst)
-    assert nuclear.status is lifted.status is SolveStatus.OPTIMAL, (nuclear.message, lifted.message)
-    assert prox.status is SolveStatus.OPTIMAL, prox.message
+    assert nuclear.status is lifted.status is SolveStatus.CONVERGED, (nuclear.message, lifted.message)
+    assert prox.status is SolveStatus.CONVERGED, prox.message
     assert certify(inst, delta=prox.delta).certified
     # Lemma A.1: min (P) = min (Q), whether (Q) is read as H(Z) or as L̂_λ(Z̄)
     assert_agree(nuclear.objective, lifted.objective)
@@ -143,7 +143,7 @@ def test_lifted_with_perturbation_reports_H(seed, N, K, m, n, loss):
     inst = small_instance(seed, N, K, m, n, loss, 0.1, P_scale=0.05)
     res = solve_cvxpy(inst, formulation="lifted", solver="CLARABEL")
     unperturbed = solve_cvxpy(base, formulation="lifted", solver="CLARABEL")
-    assert res.status is SolveStatus.OPTIMAL, res.message
+    assert res.status is SolveStatus.CONVERGED, res.message
     Z = res.Q @ res.Q.T
     H = lifted_objective(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Z, inst.P)
     assert res.objective == pytest.approx(H, rel=EXACT)
@@ -178,7 +178,7 @@ def test_prox_lambda_zero_reaches_least_squares(seed, N, K, m, n, cond):
     inst = synthetic.ill_conditioned(np.random.default_rng(seed), N, K, m, n, cond=cond, lam=0.0)
     res = solve_prox(inst)
     optimum = cert.least_squares_optimum(inst.G, inst.f0, inst.Y)
-    assert res.status is SolveStatus.OPTIMAL, res.message
+    assert res.status is SolveStatus.CONVERGED, res.message
     assert -EXACT * max(1.0, optimum) <= res.objective - optimum <= gap_tolerance(optimum)
 
 
@@ -187,7 +187,7 @@ def test_prox_result_fields(seed, N, K, m, n, loss, lam):
     inst = small_instance(seed, N, K, m, n, loss, lam)
     res = solve_prox(inst)
     c = certify(inst, delta=res.delta)
-    assert res.status is SolveStatus.OPTIMAL and c.certified
+    assert res.status is SolveStatus.CONVERGED and c.certified
     assert res.objective == pytest.approx(inst.objective(res.delta), rel=EXACT)
     assert res.history[-1] == pytest.approx(res.objective, rel=1e3 * EXACT)
     assert len(res.history) == res.iterations
@@ -201,7 +201,7 @@ def test_prox_warm_start_at_optimum_stops_at_first_check(rng):
     inst, _ = synthetic.planted(rng, 6, 2, 8, 7, rank=2, lam=0.05)
     first = solve_prox(inst)
     again = solve_prox(inst, delta0=first.delta, check_every=5)
-    assert first.status is again.status is SolveStatus.OPTIMAL
+    assert first.status is again.status is SolveStatus.CONVERGED
     assert again.iterations == 5
     assert again.objective <= first.objective + gap_tolerance(first.objective)
 

@@ -15,7 +15,7 @@ from theory import certificate as cert
 from theory.lemma_2_2 import balanced_factors
 from theory.linearized_model import apply_A_adjoint, residual_weights, sensing_matrix
 from verify.instance import Instance
-from verify.results import Certificate
+from verify.results import Certificate, FailedCondition, SolveResult
 
 #: default relative gap tolerance: certified iff gap_bound ≤ GAP_RTOL · max(1, |objective|)
 GAP_RTOL = 1e-6
@@ -73,7 +73,7 @@ def certify(inst: Instance, *, delta: np.ndarray | None = None, Q: np.ndarray | 
     if Q.ndim != 2 or Q.shape[0] != inst.m + inst.n:
         raise ValueError(f"Q must have shape (m + n, r) = ({inst.m + inst.n}, r), got {Q.shape}")
     if not np.all(np.isfinite(Q)):
-        raise ValueError("Q contains NaN or Inf values")
+        return untrusted(tol, "the point contains NaN or Inf values (a diverged run)")
     m = inst.m
     u, v = Q[:m], Q[m:]
     delta = u @ v.T
@@ -96,10 +96,47 @@ def certify(inst: Instance, *, delta: np.ndarray | None = None, Q: np.ndarray | 
         gap = float("inf")
         reason = "λ = 0 with cross-entropy or P ≠ 0: no finite a-posteriori bound (the infimum may not be attained)"
     certified = bool(np.isfinite(gap) and gap <= gap_tol_abs)
-    if not certified and not reason:
-        reason = f"gap bound {gap:.3g} exceeds tolerance {gap_tol_abs:.3g}"
+    failed = FailedCondition.NONE
+    if not certified:
+        failed = _failed_condition(inst, first_order, lmin, H, gap_tol_abs) if inst.lam > 0 else (
+            FailedCondition.FIRST_ORDER if np.isfinite(gap) else FailedCondition.NO_BOUND)
+        reason = reason or f"gap bound {gap:.3g} exceeds tolerance {gap_tol_abs:.3g} ({failed.value})"
     rtol = rank_tolerance(inst, gap_tol_abs, float(sv[0]) if sv.size else 0.0)
     return Certificate(objective=objective, lifted_objective=H, gap_bound=float(gap), certified=certified,
                        lambda_min_M=lmin, first_order_residual=float(np.linalg.norm(MQ)),
                        rank=int(np.sum(sv > rtol)), rank_tol=float(rtol), singular_values=sv, tol=tol,
-                       reason=reason)
+                       reason=reason, failed=failed)
+
+
+def _failed_condition(inst: Instance, first_order: float, lmin: float, H: float, gap_tol_abs: float) -> FailedCondition:
+    """Which term of the gap bound ½ tr(QᵀMQ) + max(0, −λ_min(M))·H/λ is over half the tolerance."""
+    stationarity = 0.5 * first_order > 0.5 * gap_tol_abs
+    cone = max(0.0, -lmin) * H / inst.lam > 0.5 * gap_tol_abs
+    if stationarity and cone or not (stationarity or cone):
+        return FailedCondition.BOTH
+    return FailedCondition.FIRST_ORDER if stationarity else FailedCondition.DUAL_CONE
+
+
+def untrusted(tol: float, reason: str) -> Certificate:
+    """The certificate of a point that cannot be certified at all (non-finite, or an untrusted solver status)."""
+    nan = float("nan")
+    return Certificate(objective=nan, lifted_objective=nan, gap_bound=float("inf"), certified=False,
+                       lambda_min_M=nan, first_order_residual=nan, rank=0, rank_tol=nan,
+                       singular_values=np.empty(0), tol=tol, reason=reason, failed=FailedCondition.UNTRUSTED)
+
+
+def certify_result(inst: Instance, result: SolveResult, tol: float = GAP_RTOL) -> Certificate:
+    """The one trust rule: certify a solver's returned point in float64, refusing untrusted statuses.
+
+    The factor Q is certified when the solver has one, else δ (balanced factors, Lemma 2.2). A result
+    whose status is INACCURATE or FAILED is never certified: its certificate keeps the measured
+    numbers (when the point is finite) but ``certified`` is False and ``failed`` is UNTRUSTED.
+    """
+    point = {"Q": result.Q} if result.Q is not None else {"delta": result.delta}
+    finite = np.all(np.isfinite(next(iter(point.values()))))
+    cert = certify(inst, **point, tol=tol) if finite else untrusted(tol, "the point contains NaN or Inf values")
+    if not result.status.trusted and cert.failed is not FailedCondition.UNTRUSTED:
+        cert.certified = False
+        cert.failed = FailedCondition.UNTRUSTED
+        cert.reason = f"solver status {result.status.value!r} is never certified ({result.message})"
+    return cert

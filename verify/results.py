@@ -16,12 +16,22 @@ class Verdict(str, Enum):
 
 
 class SolveStatus(str, Enum):
-    """Solver outcome. Only OPTIMAL may be certified; INACCURATE is never a pass."""
+    """How a solver stopped — the same meaning for every solver, and never a proof of optimality.
 
-    OPTIMAL = "optimal"          # the solver's own stopping test passed
-    INACCURATE = "inaccurate"    # e.g. cvxpy "optimal_inaccurate"
+    CONVERGED: the solver's own stopping test passed (Burer–Monteiro: its gradient test; prox: its
+    certificate check; cvxpy: the backend's "optimal"). Only ``verify.certify`` proves a point
+    global; a point whose status is INACCURATE or FAILED is never certified (``certify_result``).
+    """
+
+    CONVERGED = "converged"      # the solver's own stopping test passed
+    INACCURATE = "inaccurate"    # e.g. cvxpy "optimal_inaccurate", a stalled line search
     MAX_ITER = "max_iter"        # iteration or time budget exhausted
-    FAILED = "failed"            # infeasible / unbounded / numerical error
+    FAILED = "failed"            # infeasible / unbounded / numerical error / non-finite iterate
+
+    @property
+    def trusted(self) -> bool:
+        """Whether a point with this status may be certified (INACCURATE and FAILED never are)."""
+        return self in (SolveStatus.CONVERGED, SolveStatus.MAX_ITER)
 
 
 @dataclass
@@ -30,7 +40,11 @@ class SolveResult:
 
     delta: (m, n) update δ; Q: (m + n, r) LoRA factor [u; v] when the solver has one;
     objective: L̂_λ(δ) = L̂(δ) + λ‖δ‖_* of the returned δ (recomputed in float64);
-    history: objective per iteration (training curve), possibly subsampled.
+    lifted_objective: F_P(Q) = H(Q Qᵀ) ≥ objective when the solver has a factor Q (NaN otherwise);
+    grad_norm: ‖∇F_P(Q)‖_F at the returned Q for the factored solver (NaN otherwise);
+    start: index of the start in a multi-start batch;
+    history: objective per iteration (training curve), possibly subsampled;
+    extra: solver-specific diagnostics for reports — no caller decides on them.
     """
 
     solver: str
@@ -41,15 +55,32 @@ class SolveResult:
     iterations: int = 0
     Q: np.ndarray | None = None
     message: str = ""
+    lifted_objective: float = float("nan")
+    grad_norm: float = float("nan")
+    start: int = 0
     history: list[float] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
+
+
+class FailedCondition(str, Enum):
+    """Which optimality condition of MATH.md §2 a certificate found violated beyond its tolerance."""
+
+    NONE = ""                    # certified
+    FIRST_ORDER = "first_order"  # ½ tr(QᵀMQ) (stationarity / complementarity) too large
+    DUAL_CONE = "dual_cone"      # λ_min(M) < 0 costs too much: M ⪰ 0 fails
+    BOTH = "both"
+    NO_BOUND = "no_bound"        # no finite bound exists (λ = 0 without a closed form)
+    UNTRUSTED = "untrusted"      # the solver reported INACCURATE / FAILED, or the point is not finite
 
 
 @dataclass
 class Certificate:
     """Float64 optimality certificate of a point (MATH.md §2).
 
-    certified: gap_bound ≤ tol · max(1, |objective|) (and, for λ = 0 squared loss, the exact gap).
+    certified: gap_bound ≤ tol · max(1, |objective|) (and, for λ = 0 squared loss, the exact gap),
+    and the solver's status (when the point came from a solver) is trusted.
+    relative_slack: (tol · max(1, |objective|) − gap_bound) / max(1, |objective|), > 0 iff the bound
+    is within tolerance — the signed margin claims report.
     """
 
     objective: float            # L̂_λ(δ)
@@ -63,6 +94,18 @@ class Certificate:
     singular_values: np.ndarray
     tol: float
     reason: str = ""
+    failed: FailedCondition = FailedCondition.NONE
+
+    @property
+    def scale(self) -> float:
+        """max(1, |objective|), the scale of every relative tolerance on this point."""
+        return max(1.0, abs(self.objective)) if np.isfinite(self.objective) else 1.0
+
+    @property
+    def relative_slack(self) -> float:
+        if not np.isfinite(self.gap_bound):
+            return float("-inf")
+        return (self.tol * self.scale - self.gap_bound) / self.scale
 
 
 @dataclass

@@ -14,7 +14,7 @@ from verify.claims.base import ClaimOutcome, ClaimSpec, Context, Timer, combine,
 from verify.claims.landscape_claims import _landscape_verdict, study
 from verify.instance import Instance
 from verify.landscape import classify, counts
-from verify.results import CheckResult, Verdict
+from verify.results import CheckResult, SolveStatus, Verdict
 from verify.solvers.bm import initial_factors, solve_bm, solve_bm_multistart
 from verify.solvers.prox import solve_prox
 
@@ -68,7 +68,7 @@ def rank_speed(inst: Instance, ranks: list[int], ctx: Context, iters: int) -> di
                    "iterations": {f"{rt:g}": iterations_to_optimum(gd["F"], c.objective, rt) for rt in RANK_SPEED_RTOLS}}
     prox = solve_prox(inst, tol=GAP_RTOL, max_iter=iters)
     return {"optimum": c.objective, "optimum_certified": c.certified, "optimum_rank": c.rank, "lr": lr,
-            "runs": runs, "prox": {"history": prox.history, "certified": prox.status.value == "optimal",
+            "runs": runs, "prox": {"history": prox.history, "certified": prox.status is SolveStatus.CONVERGED,
                                    "iterations": {f"{rt:g}": iterations_to_optimum(prox.history, c.objective, rt)
                                                   for rt in RANK_SPEED_RTOLS}}}
 

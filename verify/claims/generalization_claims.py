@@ -39,7 +39,7 @@ def _excess_samples(ctx: Context, pool: population.Pool, N: int, trials: int) ->
     for _ in range(trials):
         inst = population.sample_training_set(pool, N, rng, lam)
         res = solve_prox(inst, tol=1e-8, max_iter=20000, history=False)
-        uncertified += res.status != SolveStatus.OPTIMAL
+        uncertified += res.status != SolveStatus.CONVERGED
         zero += not np.any(res.delta)
         out.append(population.excess_risk(pool, res.delta))
     return np.array(out), uncertified, zero

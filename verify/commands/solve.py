@@ -5,9 +5,8 @@ import argparse
 import json
 from pathlib import Path
 
-from verify.certify import certify
+from verify.certify import certify_result
 from verify.instance import load_instance
-from verify.results import SolveStatus
 from verify.solvers import SOLVERS, run_solver
 
 
@@ -28,12 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def summarize(result, certificate) -> dict:
-    """The fields ``solve`` prints: certified only if the solver did not report an inaccurate status."""
-    trusted = result.status in (SolveStatus.OPTIMAL, SolveStatus.MAX_ITER)  # INACCURATE / FAILED never pass
+    """The fields ``solve`` prints (``certificate`` from ``certify_result``: the status rule applied)."""
     return {
         "objective": certificate.objective,
         "gap_bound": certificate.gap_bound,
-        "certified": bool(certificate.certified and trusted),
+        "certified": certificate.certified,
         "lambda_min_M": certificate.lambda_min_M,
         "rank": certificate.rank,
         "solve_seconds": result.solve_seconds,
@@ -49,8 +47,7 @@ def run(args) -> int:
     inst = load_instance(args.instance, lam=args.lam)
     result = run_solver(inst, args.solver, rank=args.rank, starts=args.starts, seed=args.seed,
                         device=args.device, cvxpy_solver=args.cvxpy_solver, tol=args.tol)
-    c = certify(inst, Q=result.Q, tol=args.tol) if result.Q is not None else certify(inst, delta=result.delta, tol=args.tol)
-    out = summarize(result, c)
+    out = summarize(result, certify_result(inst, result, tol=args.tol))
     for key, value in out.items():
         print(f"{key:>22}: {value}")
     if args.json is not None:

@@ -479,7 +479,7 @@ def _status(trace: _Trace, s: int, tol: float) -> tuple[SolveStatus, str]:
     if trace.failed[s]:
         return SolveStatus.FAILED, "non-finite F_P or gradient (diverged)"
     if trace.converged[s]:
-        return SolveStatus.OPTIMAL, f"stopping test ‖∇F_P‖_F ≤ {tol:g}·max(1, ‖Q‖_F) passed"
+        return SolveStatus.CONVERGED, f"stopping test ‖∇F_P‖_F ≤ {tol:g}·max(1, ‖Q‖_F) passed"
     if trace.stalled[s]:
         return SolveStatus.INACCURATE, "line search stalled: the step no longer changes Q at working precision"
     return SolveStatus.MAX_ITER, "time limit reached" if trace.timed_out else "iteration budget exhausted"
@@ -498,9 +498,8 @@ def _result(inst: Instance, trace: _Trace, s: int, tol: float, extra: dict) -> S
         F_P += 0.0 if inst.P is None else float(np.sum(Q * (inst.P @ Q)))
     return SolveResult(solver="bm", status=status, delta=delta, objective=objective,
                        solve_seconds=trace.seconds, iterations=int(trace.iterations[s]), Q=Q, message=message,
-                       history=trace.history[s],
-                       extra={"F_P": F_P, "grad_norm": float(trace.gnorm[s]), "start": s,
-                              "evaluations": int(trace.evaluations[s]), **extra})
+                       lifted_objective=F_P, grad_norm=float(trace.gnorm[s]), start=s, history=trace.history[s],
+                       extra={"evaluations": int(trace.evaluations[s]), **extra})
 
 
 def _check_options(method, lr, max_iter, grad_tol, time_limit, dtype, record_every) -> None:
@@ -533,7 +532,7 @@ def solve_bm_multistart(inst: Instance, rank: int, *, starts: int = 1, init="lor
     grad_tol: per-start stopping test ‖∇F_P‖_F ≤ grad_tol · max(1, ‖Q‖_F), default GRAD_RTOL[dtype].
     max_iter: iterations of the batch (one trial evaluation per start each); time_limit: seconds or None.
     Returns one SolveResult per start: Q (m + n, r) and δ = u vᵀ (m, n) in float64; objective
-    L̂_λ(δ) and extra["F_P"] recomputed in float64 numpy; status OPTIMAL (stopping test passed),
+    L̂_λ(δ) and lifted_objective = F_P recomputed in float64 numpy; status CONVERGED (stopping test passed),
     MAX_ITER (budget or time limit), INACCURATE (line search stalled at working precision) or FAILED
     (non-finite values); iterations = accepted steps; history = F_P at Q0 and after every
     ``record_every``-th accepted step; solve_seconds = wall time of the whole batched run, device
@@ -564,6 +563,6 @@ def solve_bm(inst: Instance, rank: int, **kw) -> SolveResult:
     """The best start (smallest float64 F_P, failed starts last) of ``solve_bm_multistart``;
     extra["starts"] = number of starts."""
     results = solve_bm_multistart(inst, rank, **kw)
-    best = min(results, key=lambda r: (r.status == SolveStatus.FAILED, np.nan_to_num(r.extra["F_P"], nan=np.inf)))
+    best = min(results, key=lambda r: (r.status == SolveStatus.FAILED, np.nan_to_num(r.lifted_objective, nan=np.inf)))
     best.extra["starts"] = len(results)
     return best

@@ -10,7 +10,7 @@ Squared loss: a sum of squares; cross-entropy: log-sum-exp (exponential cone) mi
 
 Nothing returned is taken on the solver's word: ``objective`` is recomputed in float64 from the
 returned point, the solver's own value is kept in ``extra["solver_objective"]``, and the status
-maps "optimal_inaccurate" to INACCURATE, never to OPTIMAL.
+maps "optimal_inaccurate" to INACCURATE, never to CONVERGED.
 """
 from __future__ import annotations
 
@@ -29,12 +29,12 @@ from verify.results import SolveResult, SolveStatus
 FORMULATIONS = ("nuclear", "lifted")
 #: cvxpy name, module (for its version) and documented default iteration limit of each backend
 BACKENDS = {"SCS": (cp.SCS, scs, 100_000), "CLARABEL": (cp.CLARABEL, clarabel, 200)}
-_STATUS = {cp.OPTIMAL: SolveStatus.OPTIMAL, cp.OPTIMAL_INACCURATE: SolveStatus.INACCURATE,
+_STATUS = {cp.OPTIMAL: SolveStatus.CONVERGED, cp.OPTIMAL_INACCURATE: SolveStatus.INACCURATE,
            cp.USER_LIMIT: SolveStatus.MAX_ITER}
 
 
 def map_status(status: str | None) -> SolveStatus:
-    """cvxpy's status string → SolveStatus: "optimal" → OPTIMAL, "optimal_inaccurate" → INACCURATE,
+    """cvxpy's status string → SolveStatus: "optimal" → CONVERGED, "optimal_inaccurate" → INACCURATE,
     "user_limit" → MAX_ITER, anything else (infeasible, unbounded, solver_error, None) → FAILED."""
     return _STATUS.get(status, SolveStatus.FAILED)
 

@@ -11,7 +11,7 @@ iteration costs one pass over G for A(x⁺), one for A*(V(y)) and one SVD of an 
 
 Stopping is a proof, not a heuristic: every ``check_every`` iterations ``verify.certify`` factors
 δ = x with its balanced factors (Lemma 2.2) and bounds the optimality gap (MATH.md §2); the solve
-is OPTIMAL only when that bound is within ``tol``.
+is CONVERGED only when that bound is within ``tol``.
 """
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def solve_prox(inst: Instance, *, tol: float = GAP_RTOL, max_iter: int = 5000, t
     Returns a SolveResult with δ (m, n) the last iterate, ``objective`` = L̂_λ(δ) in float64,
     Q = [u; v] (m + n, r) the balanced factors of δ truncated to its numerical rank r
     (``Certificate.rank``), ``history`` the objective L̂_λ of every iterate (if ``history``).
-    Status OPTIMAL iff ``certify(inst, delta=δ, tol=tol).certified``; MAX_ITER when ``max_iter``
+    Status CONVERGED iff ``certify(inst, delta=δ, tol=tol).certified``; MAX_ITER when ``max_iter``
     iterations or ``time_limit`` seconds ran out first. For λ = 0 the prox is the identity and
     the certificate is the exact least-squares gap (squared loss only; cross-entropy with λ = 0
     cannot be certified). Raises InstanceError if the instance has a perturbation P, which
@@ -128,7 +128,7 @@ def solve_prox(inst: Instance, *, tol: float = GAP_RTOL, max_iter: int = 5000, t
     seconds = time.perf_counter() - start
 
     if cert.certified:
-        status, message = SolveStatus.OPTIMAL, f"certified: gap bound {cert.gap_bound:.3g} within tol {tol:g}"
+        status, message = SolveStatus.CONVERGED, f"certified: gap bound {cert.gap_bound:.3g} within tol {tol:g}"
     else:
         budget = f"time limit {time_limit:g} s" if out_of_time else f"max_iter = {max_iter}"
         status, message = SolveStatus.MAX_ITER, f"{budget} reached before certification: {cert.reason}"
