@@ -211,9 +211,13 @@ def test_gradient_descent_with_the_safe_step_is_monotone(rng):
     Q0 = initial_factors(inst, 3, 2, "random", rng)
     results = solve_bm_multistart(inst, 3, starts=2, Q0=Q0, method="gd", max_iter=500, device="cpu")
     for res, eta in zip(results, safe_step(inst, Q0)):
-        assert res.extra["lr"] == eta and len(res.history) == 501
+        assert res.extra["lr"] == eta and len(res.history) == len(res.grad_history) == len(res.norm_history) == 501
         assert np.all(np.diff(res.history) <= RTOL * abs(res.history[0]))
         assert res.history[-1] < res.history[0]
+        # the recorded gradient and factor norms are those of the iterates: first Q0, last the end point
+        assert res.norm_history[0] == pytest.approx(np.linalg.norm(Q0[res.start]), rel=RTOL)
+        assert res.norm_history[-1] == pytest.approx(np.linalg.norm(res.Q), rel=RTOL)
+        assert res.grad_history[-1] == pytest.approx(res.grad_norm, rel=RTOL)
 
 
 def test_divergence_is_reported_as_failed(rng):

@@ -43,7 +43,8 @@ class SolveResult:
     lifted_objective: F_P(Q) = H(Q Qᵀ) ≥ objective when the solver has a factor Q (NaN otherwise);
     grad_norm: ‖∇F_P(Q)‖_F at the returned Q for the factored solver (NaN otherwise);
     start: index of the start in a multi-start batch;
-    history: objective per iteration (training curve), possibly subsampled;
+    history: objective per iteration (training curve), possibly subsampled (bm: F_P);
+    grad_history, norm_history: ‖∇F_P‖_F and ‖Q‖_F at the same iterations as history (bm only);
     extra: solver-specific diagnostics for reports — no caller decides on them.
     """
 
@@ -59,6 +60,8 @@ class SolveResult:
     grad_norm: float = float("nan")
     start: int = 0
     history: list[float] = field(default_factory=list)
+    grad_history: list[float] = field(default_factory=list)
+    norm_history: list[float] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
 
 

@@ -435,7 +435,9 @@ class _Trace:
     converged: np.ndarray    # (S,) bool
     failed: np.ndarray
     stalled: np.ndarray
-    history: list[list[float]]
+    history: list[list[float]]       # F_P at the recorded iterations, per start
+    grad_history: list[list[float]]  # ‖∇F_P‖_F at the same iterations
+    norm_history: list[list[float]]  # ‖Q‖_F at the same iterations
     seconds: float
     timed_out: bool
 
@@ -451,7 +453,8 @@ def _optimize(prob: TorchLoRAProblem, Q: torch.Tensor, method: str, lr, tol: flo
     max_iter iterations or time_limit seconds (measured from ``t0``)."""
     st = _State(prob, Q, tol)
     step = _GradientDescent(lr) if method == "gd" else _LineSearchDescent(st, method)
-    F_rec, mask_rec = [st.F.clone()], [torch.ones_like(st.converged)]
+    rec = [torch.stack([st.F, st.gnorm, st.qnorm])]
+    mask_rec = [torch.ones_like(st.converged)]
     timed_out = False
     for _ in range(max_iter):
         active = st.active()
@@ -463,15 +466,16 @@ def _optimize(prob: TorchLoRAProblem, Q: torch.Tensor, method: str, lr, tol: flo
         before = st.iterations.clone()
         step(prob, st, active)
         st.evaluations += active
-        F_rec.append(st.F.clone())
+        rec.append(torch.stack([st.F, st.gnorm, st.qnorm]))
         mask_rec.append((st.iterations > before) & (st.iterations % record_every == 0))
     _synchronize(Q.device)
     seconds = time.perf_counter() - t0
-    F_h, mask_h = torch.stack(F_rec).cpu().double().numpy(), torch.stack(mask_rec).cpu().numpy()
+    rec_h, mask_h = torch.stack(rec).cpu().double().numpy(), torch.stack(mask_rec).cpu().numpy()  # (T, 3, S), (T, S)
+    series = [[rec_h[mask_h[:, s], k, s].tolist() for s in range(Q.shape[0])] for k in range(3)]
     cpu = lambda t: t.cpu().numpy()  # noqa: E731
     return _Trace(Q=st.Q.cpu().double().numpy(), gnorm=cpu(st.gnorm.double()), iterations=cpu(st.iterations),
                   evaluations=cpu(st.evaluations), converged=cpu(st.converged), failed=cpu(st.failed),
-                  stalled=cpu(st.stalled), history=[F_h[mask_h[:, s], s].tolist() for s in range(Q.shape[0])],
+                  stalled=cpu(st.stalled), history=series[0], grad_history=series[1], norm_history=series[2],
                   seconds=seconds, timed_out=timed_out)
 
 
@@ -499,6 +503,7 @@ def _result(inst: Instance, trace: _Trace, s: int, tol: float, extra: dict) -> S
     return SolveResult(solver="bm", status=status, delta=delta, objective=objective,
                        solve_seconds=trace.seconds, iterations=int(trace.iterations[s]), Q=Q, message=message,
                        lifted_objective=F_P, grad_norm=float(trace.gnorm[s]), start=s, history=trace.history[s],
+                       grad_history=trace.grad_history[s], norm_history=trace.norm_history[s],
                        extra={"evaluations": int(trace.evaluations[s]), **extra})
 
 
@@ -534,7 +539,8 @@ def solve_bm_multistart(inst: Instance, rank: int, *, starts: int = 1, init="lor
     Returns one SolveResult per start: Q (m + n, r) and δ = u vᵀ (m, n) in float64; objective
     L̂_λ(δ) and lifted_objective = F_P recomputed in float64 numpy; status CONVERGED (stopping test passed),
     MAX_ITER (budget or time limit), INACCURATE (line search stalled at working precision) or FAILED
-    (non-finite values); iterations = accepted steps; history = F_P at Q0 and after every
+    (non-finite values); iterations = accepted steps; history (grad_history, norm_history) = F_P
+    (‖∇F_P‖_F, ‖Q‖_F) at Q0 and after every
     ``record_every``-th accepted step; solve_seconds = wall time of the whole batched run, device
     set-up included (synchronized on cuda), float64 post-processing excluded.
     """
