@@ -8,7 +8,7 @@ import sys
 from verify.instance import InstanceError
 
 #: command modules under verify.commands, in the order --help lists them
-COMMANDS = ["solve", "landscape", "report", "entk"]
+COMMANDS = ["solve", "certify", "landscape", "report", "entk"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,7 +23,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run a command; bad input (options, instance or point files) prints an error naming the
+    quantity and returns 2 (``--help`` still exits with SystemExit(0))."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse has printed the usage and the error
+        if exc.code in (0, None):
+            raise
+        return int(exc.code)
     try:
         return int(args.func(args) or 0)
     except InstanceError as exc:

@@ -14,3 +14,22 @@ CVXPY_AGREEMENT_RTOL = 1e-3
 def exact_rtol(dtype) -> float:
     """Relative tolerance for exact formulas evaluated in ``dtype``."""
     return EXACT_RTOL[np.dtype(dtype)]
+
+
+# sosp
+# Second-order test (verify.sosp): every tolerance is relative to a scale of the problem at the point.
+#: gradient test ‖∇F_P(Q)‖_F ≤ SOSP_GRAD_RTOL · max(1, ‖Q‖_F) · max(1, |F_P(Q)|)
+SOSP_GRAD_RTOL = 1e-6
+#: curvature test λ_min(∇²F_P(Q)) ≥ −SOSP_HESS_RTOL · ‖∇²F_P(Q)‖ (‖·‖ estimated by max |eigenvalue|)
+SOSP_HESS_RTOL = 1e-6
+#: strict modulo rotations: λ_min of ∇²F_P restricted to the complement of the rotation tangent
+#: > SOSP_STRICT_RTOL · ‖∇²F_P(Q)‖
+SOSP_STRICT_RTOL = 1e-6
+#: Q counts as rank deficient (a larger symmetry orbit, hence degenerate) when σ_r(Q) ≤ this · σ_1(Q)
+SOSP_RANK_RTOL = 1e-6
+#: iterative eigen-solver: residual tolerance ‖Hw − ρw‖ ≤ SOSP_EIG_RTOL · ‖∇²F_P‖ (lobpcg and eigsh)
+SOSP_EIG_RTOL = 1e-9
+#: an iterative eigenpair counts as converged when ‖Hw − ρw‖ ≤ SOSP_RESIDUAL_RTOL · ‖∇²F_P‖
+SOSP_RESIDUAL_RTOL = 1e-8
+#: rounding allowance between two float64 computations of one Hessian eigenvalue, relative to ‖∇²F_P‖
+SOSP_ROUNDING_RTOL = 1e-9

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from verify import entk, models, real_task
+from verify.commands.options import nonnegative_float, nonnegative_int, positive_int
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -24,14 +25,14 @@ def register(subparsers) -> None:
     p.add_argument("--model", default="minilm",
                    help="'minilm' (all-MiniLM-L6-v2, sha256 enforced) or a local Hugging Face model directory")
     p.add_argument("--sha256", default=None, help="expected sha256 of PATH/model.safetensors (enforced when given)")
-    p.add_argument("--n", type=int, default=32, help="number of training examples N (default 32)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the training-example draw (default 0)")
+    p.add_argument("--n", type=positive_int, default=32, help="number of training examples N (default 32)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the training-example draw (default 0)")
     p.add_argument("--out", required=True, help="instance file to write (.npz)")
     p.add_argument("--test-out", default=None, help="also write the held-out test-split instance here")
     p.add_argument("--weights", nargs="+", default=None, metavar="PATTERN",
                    help="tuned 2-D weights: names or glob patterns (default: last layer's query and value)")
-    p.add_argument("--lam", type=float, default=0.01, help="λ stored in the instance (default 0.01)")
-    p.add_argument("--chunk", type=int, default=entk.DEFAULT_CHUNK,
+    p.add_argument("--lam", type=nonnegative_float, default=0.01, help="λ stored in the instance (default 0.01)")
+    p.add_argument("--chunk", type=positive_int, default=entk.DEFAULT_CHUNK,
                    help=f"examples per vectorized gradient call (default {entk.DEFAULT_CHUNK})")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="float64", help="model precision (default float64)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")

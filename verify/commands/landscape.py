@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from theory.thresholds import theorem_4_1_applies
+from verify.commands.options import nonnegative_float, nonnegative_int, positive_int
 from verify.instance import load_instance
 from verify.landscape import PERTURBATIONS, classify, counts, random_perturbation
 from verify.solvers.bm import solve_bm_multistart
@@ -19,14 +20,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Run batched multi-start LoRA (random starts) on an instance and label each "
                                    "end point global (certified), spurious SOSP, not an SOSP, or unresolved.")
     p.add_argument("instance")
-    p.add_argument("--rank", type=int, required=True)
-    p.add_argument("--starts", type=int, default=16)
-    p.add_argument("--perturb", type=float, default=0.0, metavar="EPS",
+    p.add_argument("--rank", type=positive_int, required=True)
+    p.add_argument("--starts", type=positive_int, default=16)
+    p.add_argument("--perturb", type=nonnegative_float, default=0.0, metavar="EPS",
                    help="add a random PSD perturbation P with ‖P‖_F = EPS (Theorem 4.1)")
     p.add_argument("--perturb-kind", choices=PERTURBATIONS, default="full_rank")
-    p.add_argument("--lam", type=float, default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-iter", type=int, default=20000)
+    p.add_argument("--lam", type=nonnegative_float, default=None)
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--max-iter", type=positive_int, default=20000)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--json", type=Path, default=None)
     p.set_defaults(func=run)

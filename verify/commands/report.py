@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from verify.commands.options import nonnegative_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="run every claim and write the verification report",
@@ -11,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "report.html, report.json and figures. Resumes an interrupted run.")
     p.add_argument("--profile", choices=["quick", "full"], default="quick")
     p.add_argument("--out", type=Path, default=Path("reports"))
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--fresh", action="store_true", help="ignore finished claims from an earlier run")
     p.add_argument("--only", nargs="+", metavar="CLAIM", help="run only these claim ids")

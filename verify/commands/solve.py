@@ -5,7 +5,8 @@ import argparse
 import json
 from pathlib import Path
 
-from verify.certify import certify_result
+from verify.certify import GAP_RTOL, certify_result
+from verify.commands.options import nonnegative_float, nonnegative_int, positive_float, positive_int
 from verify.instance import load_instance
 from verify.solvers import SOLVERS, run_solver
 
@@ -14,14 +15,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("solve", help="solve an instance and certify the returned point",
                        description="Solve an instance file and certify the point in float64 (gap bound of MATH.md §2).")
     p.add_argument("instance", help="instance .npz file (keys G, f0, Y, loss, lam, optional P)")
-    p.add_argument("--rank", type=int, required=True, help="LoRA rank r (bm); ignored by prox and cvxpy")
+    p.add_argument("--rank", type=positive_int, required=True, help="LoRA rank r (bm); ignored by prox and cvxpy")
     p.add_argument("--solver", choices=SOLVERS, default="bm")
-    p.add_argument("--lam", type=float, default=None, help="override the stored λ")
-    p.add_argument("--starts", type=int, default=1, help="number of batched starts (bm)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lam", type=nonnegative_float, default=None, help="override the stored λ")
+    p.add_argument("--starts", type=positive_int, default=1, help="number of batched starts (bm)")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--cvxpy-solver", choices=["SCS", "CLARABEL"], default="SCS")
-    p.add_argument("--tol", type=float, default=1e-6, help="relative gap tolerance for certification")
+    p.add_argument("--tol", type=positive_float, default=GAP_RTOL,
+                   help=f"relative gap tolerance for certification (default {GAP_RTOL:g})")
     p.add_argument("--json", type=Path, default=None, help="write the summary as JSON here")
     p.set_defaults(func=run)
 
