@@ -9,7 +9,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from theory import certificate as cert
+from theory import optimality
 from theory.thresholds import theorem_4_1_applies
 from verify import synthetic
 from verify.certify import certify
@@ -81,7 +81,7 @@ def test_torch_objective_passes_gradcheck_and_gradgradcheck(rng, loss, with_P):
 
 @given(seed=seeds, N=sizes, K=sizes, m=sizes, n=sizes, r=sizes, loss=losses, with_P=st.booleans())
 def test_explicit_gradient_MQ_matches_autograd_and_theory(seed, N, K, m, n, r, loss, with_P):
-    """∇F_P(Q) = M Q (MATH.md §2), batched, against torch autograd and theory.certificate.lora_gradient."""
+    """∇F_P(Q) = M Q (MATH.md §2), batched, against torch autograd and theory.optimality.lora_gradient."""
     inst = _instance(seed, N, K, m, n, loss, with_P=with_P)
     Qs = np.random.default_rng(seed + 1).standard_normal((2, m + n, r))
     prob = TorchLoRAProblem.from_instance(inst)
@@ -90,22 +90,22 @@ def test_explicit_gradient_MQ_matches_autograd_and_theory(seed, N, K, m, n, r, l
     (auto,) = torch.autograd.grad(_objective(inst, Qt).sum(), Qt)
     np.testing.assert_allclose(explicit, auto.numpy(), rtol=RTOL, atol=RTOL)
     for Q, g in zip(Qs, explicit):
-        theory = cert.lora_gradient(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, inst.P)
+        theory = optimality.lora_gradient(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, inst.P)
         np.testing.assert_allclose(g, theory, rtol=RTOL, atol=RTOL)
 
 
 @given(seed=seeds, N=sizes, K=sizes, m=sizes, n=sizes, r=sizes, loss=losses, with_P=st.booleans())
 def test_theory_hessian_vector_product_matches_double_backward(seed, N, K, m, n, r, loss, with_P):
-    """theory.certificate.hessian_vector_product and hessian_quadratic_form against autograd of
+    """theory.optimality.hessian_vector_product and hessian_quadratic_form against autograd of
     torch_lora_objective (double backward)."""
     inst = _instance(seed, N, K, m, n, loss, with_P=with_P)
     Q, W = np.random.default_rng(seed + 1).standard_normal((2, m + n, r))
     Qt = torch.tensor(Q, requires_grad=True)
     (g,) = torch.autograd.grad(_objective(inst, Qt), Qt, create_graph=True)
     (hv,) = torch.autograd.grad(g, Qt, grad_outputs=torch.from_numpy(W))
-    hvp = cert.hessian_vector_product(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, W, inst.P)
+    hvp = optimality.hessian_vector_product(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, W, inst.P)
     np.testing.assert_allclose(hvp, hv.numpy(), rtol=RTOL, atol=RTOL)
-    form = cert.hessian_quadratic_form(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, W, inst.P)
+    form = optimality.hessian_quadratic_form(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, W, inst.P)
     assert form == pytest.approx(float(np.sum(W * hv.numpy())), rel=RTOL, abs=RTOL)
 
 

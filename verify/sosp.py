@@ -10,7 +10,7 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse.linalg
 
-from theory import certificate as cert
+from theory import optimality
 from verify.instance import Instance
 from verify.results import SOSPReport
 
@@ -27,7 +27,7 @@ def hessian_operator(inst: Instance, Q: np.ndarray) -> scipy.sparse.linalg.Linea
 
     def matvec(w):
         W = np.asarray(w, dtype=float).reshape(shape)
-        return cert.hessian_vector_product(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, W, inst.P).reshape(-1)
+        return optimality.hessian_vector_product(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, W, inst.P).reshape(-1)
 
     d = Q.size
     return scipy.sparse.linalg.LinearOperator((d, d), matvec=matvec, rmatvec=matvec, dtype=float)
@@ -38,7 +38,7 @@ def hessian_min_eig(inst: Instance, Q: np.ndarray, method: str = "auto") -> tupl
     if method not in ("auto", "dense", "lanczos"):
         raise ValueError(f"method must be auto, dense or lanczos, got {method!r}")
     if method == "dense" or (method == "auto" and Q.size <= DENSE_HESSIAN_LIMIT):
-        H = cert.dense_hessian(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, inst.P)
+        H = optimality.dense_hessian(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, inst.P)
         w, V = scipy.linalg.eigh(H, subset_by_index=[0, 0])
         return float(w[0]), V[:, 0].reshape(Q.shape), "dense"
     op = hessian_operator(inst, Q)
@@ -51,7 +51,7 @@ def sosp_test(inst: Instance, Q: np.ndarray, *, grad_tol: float = GRAD_TOL, hess
               method: str = "auto") -> SOSPReport:
     """Is Q = [u; v] a (numerical) second-order stationary point of F_P?"""
     Q = np.asarray(Q, dtype=float)
-    grad = cert.lora_gradient(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, inst.P)
+    grad = optimality.lora_gradient(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, inst.P)
     gnorm = float(np.linalg.norm(grad))
     lmin, vec, used = hessian_min_eig(inst, Q, method)
     return SOSPReport(grad_norm=gnorm, hessian_lambda_min=lmin,
