@@ -1,4 +1,4 @@
-"""The Burer–Monteiro / LoRA solver (verify/solvers/bm.py): derivatives against autograd and theory/,
+"""The Burer–Monteiro / LoRA solver (verify/solvers/bm/): derivatives against autograd and theory/,
 batching, determinism, certified end points above the Theorem 4.1 rank, result fields, bad inputs."""
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from theory import certificate as cert
+from theory import optimality
 from theory.thresholds import theorem_4_1_applies
 from verify import synthetic
 from verify.certify import certify
+from verify.device import describe, device_for, resolve
 from verify.results import SolveStatus
 from verify.solvers.bm import (
-    GRAD_RTOL,
     TorchLoRAProblem,
-    device_for,
+    grad_rtol,
     initial_factors,
     safe_step,
     solve_bm,
@@ -81,7 +81,7 @@ def test_torch_objective_passes_gradcheck_and_gradgradcheck(rng, loss, with_P):
 
 @given(seed=seeds, N=sizes, K=sizes, m=sizes, n=sizes, r=sizes, loss=losses, with_P=st.booleans())
 def test_explicit_gradient_MQ_matches_autograd_and_theory(seed, N, K, m, n, r, loss, with_P):
-    """∇F_P(Q) = M Q (MATH.md §2), batched, against torch autograd and theory.certificate.lora_gradient."""
+    """∇F_P(Q) = M Q (MATH.md §2), batched, against torch autograd and theory.optimality.lora_gradient."""
     inst = _instance(seed, N, K, m, n, loss, with_P=with_P)
     Qs = np.random.default_rng(seed + 1).standard_normal((2, m + n, r))
     prob = TorchLoRAProblem.from_instance(inst)
@@ -90,22 +90,22 @@ def test_explicit_gradient_MQ_matches_autograd_and_theory(seed, N, K, m, n, r, l
     (auto,) = torch.autograd.grad(_objective(inst, Qt).sum(), Qt)
     np.testing.assert_allclose(explicit, auto.numpy(), rtol=RTOL, atol=RTOL)
     for Q, g in zip(Qs, explicit):
-        theory = cert.lora_gradient(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, inst.P)
+        theory = optimality.lora_gradient(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, inst.P)
         np.testing.assert_allclose(g, theory, rtol=RTOL, atol=RTOL)
 
 
 @given(seed=seeds, N=sizes, K=sizes, m=sizes, n=sizes, r=sizes, loss=losses, with_P=st.booleans())
 def test_theory_hessian_vector_product_matches_double_backward(seed, N, K, m, n, r, loss, with_P):
-    """theory.certificate.hessian_vector_product and hessian_quadratic_form against autograd of
+    """theory.optimality.hessian_vector_product and hessian_quadratic_form against autograd of
     torch_lora_objective (double backward)."""
     inst = _instance(seed, N, K, m, n, loss, with_P=with_P)
     Q, W = np.random.default_rng(seed + 1).standard_normal((2, m + n, r))
     Qt = torch.tensor(Q, requires_grad=True)
     (g,) = torch.autograd.grad(_objective(inst, Qt), Qt, create_graph=True)
     (hv,) = torch.autograd.grad(g, Qt, grad_outputs=torch.from_numpy(W))
-    hvp = cert.hessian_vector_product(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, W, inst.P)
+    hvp = optimality.hessian_vector_product(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, W, inst.P)
     np.testing.assert_allclose(hvp, hv.numpy(), rtol=RTOL, atol=RTOL)
-    form = cert.hessian_quadratic_form(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, W, inst.P)
+    form = optimality.hessian_quadratic_form(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, W, inst.P)
     assert form == pytest.approx(float(np.sum(W * hv.numpy())), rel=RTOL, abs=RTOL)
 
 
@@ -148,9 +148,9 @@ def test_all_starts_certified_above_the_theorem_4_1_rank(seed, loss, init, metho
                                   device="cpu")
     for res in results:
         assert res.status == SolveStatus.CONVERGED, res.message
-        c = certify(inst, Q=res.Q)
-        assert c.certified, c.reason
-        assert res.objective == pytest.approx(c.objective, rel=RTOL, abs=RTOL)
+        cert = certify(inst, Q=res.Q)
+        assert cert.certified, cert.reason
+        assert res.objective == pytest.approx(cert.objective, rel=RTOL, abs=RTOL)
 
 
 @pytest.mark.parametrize("method", ["lbfgs", "bb", "gd"])
@@ -193,7 +193,7 @@ def test_solve_result_fields(rng):
         assert res.objective == pytest.approx(inst.objective(res.delta), rel=RTOL)
         assert res.lifted_objective == pytest.approx(inst.lora_objective(res.Q), rel=RTOL)
         assert res.lifted_objective >= res.objective - RTOL                      # Lemma 2.2: F_0(u, v) ≥ L̂_λ(u vᵀ)
-        assert res.grad_norm <= GRAD_RTOL[torch.float64] * max(1.0, np.linalg.norm(res.Q))
+        assert res.grad_norm <= grad_rtol(torch.float64) * max(1.0, np.linalg.norm(res.Q))
         assert {"start": res.start} | {k: res.extra[k] for k in ("device", "method", "init", "dtype")} == \
             {"start": s, "device": "cpu", "method": "lbfgs", "init": "array", "dtype": "float64"}
         assert res.extra["evaluations"] >= res.iterations > 0 and res.solve_seconds > 0
@@ -241,7 +241,7 @@ def test_float32_runs_and_is_certified_in_float64(rng):
     r64 = solve_bm_multistart(inst, 6, starts=2, Q0=Q0, device="cpu")
     for a, b in zip(r32, r64):
         assert a.status == SolveStatus.CONVERGED and a.Q.dtype == np.float64 and a.extra["dtype"] == "float32"
-        assert a.lifted_objective == pytest.approx(b.lifted_objective, rel=10 * GRAD_RTOL[torch.float32])
+        assert a.lifted_objective == pytest.approx(b.lifted_objective, rel=10 * grad_rtol(torch.float32))
         assert certify(inst, Q=a.Q, tol=1e-3).certified
     # a tolerance below float32 resolution is never reported as reached
     for res in solve_bm_multistart(inst, 6, starts=2, Q0=Q0, dtype=torch.float32, grad_tol=1e-12, max_iter=300,
@@ -261,6 +261,7 @@ def test_sensing_tensor_is_shared_not_copied_on_cpu():
 def test_device_for():
     assert device_for("cpu") == torch.device("cpu")
     assert device_for("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve("auto") == device_for("auto").type and describe("cpu").startswith("cpu: ")
     with pytest.raises(ValueError, match="unknown device"):
         device_for("tpu")
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from theory import certificate as cert
+from theory import optimality
 from theory.linearized_model import sensing_matrix
 from verify import synthetic
 from verify.certify import certify, certify_result
@@ -24,16 +24,16 @@ def _zero_is_optimal(rng, loss="squared"):
 @pytest.mark.parametrize("loss", ["squared", "cross_entropy"])
 def test_zero_is_certified_when_lambda_dominates(rng, loss):
     inst = _zero_is_optimal(rng, loss)
-    c = certify(inst, delta=np.zeros((3, 3)))
-    assert c.certified and c.gap_bound == 0.0 and c.rank == 0 and c.lambda_min_M > 0
+    cert = certify(inst, delta=np.zeros((3, 3)))
+    assert cert.certified and cert.gap_bound == 0.0 and cert.rank == 0 and cert.lambda_min_M > 0
 
 
 @pytest.mark.parametrize("loss", ["squared", "cross_entropy"])
 def test_zero_is_rejected_when_lambda_is_small(rng, loss):
     inst = _zero_is_optimal(rng, loss)
     inst = inst.with_(lam=0.5 * inst.lam / 1.5)
-    c = certify(inst, delta=np.zeros((3, 3)))
-    assert not c.certified and c.lambda_min_M < 0 and "exceeds tolerance" in c.reason
+    cert = certify(inst, delta=np.zeros((3, 3)))
+    assert not cert.certified and cert.lambda_min_M < 0 and "exceeds tolerance" in cert.reason
 
 
 @given(seed=st.integers(0, 2**32 - 1), scale=st.sampled_from([1e-2, 1.0]))
@@ -56,8 +56,8 @@ def test_gap_bound_is_an_upper_bound(rng):
     opt = inst.objective(np.zeros((3, 3)))
     for _ in range(20):
         Q = 0.3 * rng.standard_normal((6, 2))
-        c = certify(inst, Q=Q)
-        assert c.gap_bound >= c.lifted_objective - opt - 1e-12
+        cert = certify(inst, Q=Q)
+        assert cert.gap_bound >= cert.lifted_objective - opt - 1e-12
 
 
 def test_certify_input_errors(rng):
@@ -73,9 +73,9 @@ def test_certify_input_errors(rng):
 def test_diverged_point_is_a_labelled_failure(rng):
     """A NaN factor (a diverged start) is not an error: it is a certificate that names the failure."""
     inst = _zero_is_optimal(rng)
-    c = certify(inst, Q=np.full((6, 1), np.nan))
-    assert not c.certified and c.failed is FailedCondition.UNTRUSTED and "NaN" in c.reason
-    assert c.relative_slack == -np.inf
+    cert = certify(inst, Q=np.full((6, 1), np.nan))
+    assert not cert.certified and cert.failed is FailedCondition.UNTRUSTED and "NaN" in cert.reason
+    assert cert.relative_slack == -np.inf
 
 
 @pytest.mark.parametrize("status", list(SolveStatus))
@@ -83,9 +83,9 @@ def test_the_trust_rule_refuses_inaccurate_and_failed_statuses(rng, status):
     """The same optimal point is certified under a trusted status and never under INACCURATE / FAILED."""
     inst = _zero_is_optimal(rng)
     result = SolveResult("test", status, np.zeros((3, 3)), inst.objective(np.zeros((3, 3))), 0.0)
-    c = certify_result(inst, result)
-    assert c.certified is status.trusted
-    assert (c.failed is FailedCondition.UNTRUSTED) is (not status.trusted)
+    cert = certify_result(inst, result)
+    assert cert.certified is status.trusted
+    assert (cert.failed is FailedCondition.UNTRUSTED) is (not status.trusted)
 
 
 def test_certificate_names_the_failed_condition(rng):
@@ -101,8 +101,8 @@ def test_certificate_names_the_failed_condition(rng):
 
 def test_cross_entropy_without_regularization_is_not_certifiable(rng):
     inst = synthetic.gaussian(rng, 3, 2, 2, 2, loss="cross_entropy", lam=0.0)
-    c = certify(inst, delta=np.zeros((2, 2)))
-    assert not c.certified and "λ = 0" in c.reason
+    cert = certify(inst, delta=np.zeros((2, 2)))
+    assert not cert.certified and "λ = 0" in cert.reason
 
 
 def test_sosp_dense_and_lanczos_agree_and_witness_has_negative_curvature(rng):
@@ -114,7 +114,7 @@ def test_sosp_dense_and_lanczos_agree_and_witness_has_negative_curvature(rng):
     assert dense.grad_norm == 0.0 and not dense.is_sosp
     assert lanczos.hessian_lambda_min == pytest.approx(dense.hessian_lambda_min, rel=1e-8)
     W = dense.witness
-    form = cert.hessian_quadratic_form(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, W)
+    form = optimality.hessian_quadratic_form(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, W)
     assert form == pytest.approx(dense.hessian_lambda_min, rel=1e-8) and form < 0
     expected = inst.lam - np.linalg.norm(inst.gradient(np.zeros((5, 5))), 2)  # λ_min(M) at Q = 0
     assert dense.hessian_lambda_min == pytest.approx(expected, rel=1e-8)

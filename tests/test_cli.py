@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from theory import certificate as cert
+from theory import optimality
 from theory.thresholds import no_spurious_rank
 from verify import synthetic
 from verify.cli import main
@@ -110,7 +110,7 @@ def test_certify_saves_the_witness_of_a_saddle(instance_file, tmp_path):
     with np.load(summary["witness"]) as w:
         W, a, b = w["W"], w["a"], w["b"]
     assert W.shape == (inst.m + inst.n, 2) and np.array_equal(a, W[:inst.m]) and np.array_equal(b, W[inst.m:])
-    form = cert.hessian_quadratic_form(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, np.zeros_like(W), W)
+    form = optimality.hessian_quadratic_form(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, np.zeros_like(W), W)
     assert form == pytest.approx(summary["hessian_lambda_min"], abs=SOSP_ROUNDING_RTOL * summary["hessian_norm"])
     assert form < -summary["hess_tol"]
 

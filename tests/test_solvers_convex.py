@@ -13,16 +13,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from theory import certificate as cert
+from theory import optimality
 from theory.linearized_model import apply_A, lifted_objective
 from verify import synthetic
-from verify.certify import GAP_RTOL, certify
+from verify.certify import certify
 from verify.instance import InstanceError
 from verify.results import SolveStatus
 from verify.solvers import cvxpy_sdp
 from verify.solvers.cvxpy_sdp import map_status, psd_factor, sensing_expression, solve_cvxpy
 from verify.solvers.prox import singular_value_threshold, solve_prox
-from verify.tolerances import CVXPY_AGREEMENT_RTOL, exact_rtol
+from verify.tolerances import CVXPY_AGREEMENT_RTOL, GAP_RTOL, exact_rtol
 
 EXACT = exact_rtol(np.float64)
 dims = st.integers(1, 6)
@@ -177,7 +177,7 @@ def test_prox_lambda_zero_reaches_least_squares(seed, N, K, m, n, cond):
     Gaussian A can be arbitrarily ill-conditioned, which makes the iteration count unbounded)."""
     inst = synthetic.ill_conditioned(np.random.default_rng(seed), N, K, m, n, cond=cond, lam=0.0)
     res = solve_prox(inst)
-    optimum = cert.least_squares_optimum(inst.G, inst.f0, inst.Y)
+    optimum = optimality.least_squares_optimum(inst.G, inst.f0, inst.Y)
     assert res.status is SolveStatus.CONVERGED, res.message
     assert -EXACT * max(1.0, optimum) <= res.objective - optimum <= gap_tolerance(optimum)
 
@@ -186,15 +186,15 @@ def test_prox_lambda_zero_reaches_least_squares(seed, N, K, m, n, cond):
 def test_prox_result_fields(seed, N, K, m, n, loss, lam):
     inst = small_instance(seed, N, K, m, n, loss, lam)
     res = solve_prox(inst)
-    c = certify(inst, delta=res.delta)
-    assert res.status is SolveStatus.CONVERGED and c.certified
+    cert = certify(inst, delta=res.delta)
+    assert res.status is SolveStatus.CONVERGED and cert.certified
     assert res.objective == pytest.approx(inst.objective(res.delta), rel=EXACT)
     assert res.history[-1] == pytest.approx(res.objective, rel=1e3 * EXACT)
     assert len(res.history) == res.iterations
     # Q = balanced factors truncated to the numerical rank: u vᵀ = δ up to the rank tolerance
     u, v = res.Q[:m], res.Q[m:]
-    assert res.Q.shape == (m + inst.n, c.rank)
-    assert np.linalg.norm(u @ v.T - res.delta, 2) <= c.rank_tol * (1 + EXACT) + EXACT
+    assert res.Q.shape == (m + inst.n, cert.rank)
+    assert np.linalg.norm(u @ v.T - res.delta, 2) <= cert.rank_tol * (1 + EXACT) + EXACT
 
 
 def test_prox_warm_start_at_optimum_stops_at_first_check(rng):

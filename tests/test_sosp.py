@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from theory import certificate as cert
+from theory import optimality
 from theory.thresholds import no_spurious_rank
 from verify import synthetic
 from verify.sosp import (
@@ -63,7 +63,7 @@ def test_dense_and_iterative_lambda_min_agree_and_iterative_is_an_upper_estimate
     assert it.restricted_lambda_min == pytest.approx(dense.restricted_lambda_min, nan_ok=True,
                                                      abs=np.sqrt(SOSP_EIG_RTOL) * dense.hessian_norm)
     # the reported number is the Hessian form of the reported unit vector
-    form = cert.hessian_quadratic_form(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, it.eigenvector)
+    form = optimality.hessian_quadratic_form(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, it.eigenvector)
     assert form == pytest.approx(it.hessian_lambda_min, abs=rounding)
 
 
@@ -74,7 +74,7 @@ def test_rotation_tangent_has_dimension_r_choose_2_and_H_QA_equals_grad_A(seed, 
     rng = np.random.default_rng(seed)
     Q = rng.standard_normal((inst.m + inst.n, r))
     assert rotation_tangent_basis(Q).shape[1] == r * (r - 1) // 2
-    grad = cert.lora_gradient(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, inst.P)
+    grad = optimality.lora_gradient(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, inst.P)
     H = hessian_operator(inst, Q)
     k = 0
     for i in range(r):
@@ -88,7 +88,7 @@ def test_rotation_tangent_has_dimension_r_choose_2_and_H_QA_equals_grad_A(seed, 
     if np.linalg.svd(Qs, compute_uv=False)[-1] > 0:  # at a stationary point: |H[QA]| ≤ ‖∇F‖‖A‖
         Hs = hessian_operator(inst, Qs)
         HT = np.column_stack([Hs.matvec(t) for t in rotation_tangent(Qs).T] + [np.zeros(Qs.size)])
-        gs = np.linalg.norm(cert.lora_gradient(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Qs, inst.P))
+        gs = np.linalg.norm(optimality.lora_gradient(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Qs, inst.P))
         assert np.abs(HT).max() <= gs * np.sqrt(2) + exact_rtol(float)
 
 
@@ -124,7 +124,7 @@ def test_zero_point_is_a_saddle_with_a_witness(method):
     Q = np.zeros((12, 2))
     c = classify_point(inst, Q, rng=np.random.default_rng(0), method=method)
     assert c.label == "saddle" and c.witness is not None
-    form = cert.hessian_quadratic_form(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, c.witness)
+    form = optimality.hessian_quadratic_form(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, c.witness)
     assert form < -c.sosp.hess_tol
 
 
@@ -153,7 +153,7 @@ def test_spurious_minimum_controls(spurious_landscape):
     rng = np.random.default_rng(0)
     unprojected = classify_point(inst, Q, rng=rng, optimum=opt_value, project_rotations=False)
     assert unprojected.label == "degenerate_sosp" and unprojected.sosp.restricted_lambda_min < unprojected.sosp.strict_tol
-    H = cert.dense_hessian(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, inst.P)
+    H = optimality.dense_hessian(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, inst.P)
     s = sosp_test(inst, Q)
     assert np.linalg.eigvalsh(H)[0] < s.strict_tol < s.restricted_lambda_min  # the full Hessian is only PSD
     padded = classify_point(inst, np.hstack([Q, np.zeros((Q.shape[0], 1))]), rng=rng, optimum=opt_value)
@@ -162,7 +162,7 @@ def test_spurious_minimum_controls(spurious_landscape):
     assert padded.sosp.hessian_lambda_min == pytest.approx(padded.certificate.lambda_min_M,
                                                            abs=SOSP_ROUNDING_RTOL * padded.sosp.hessian_norm)
     W = padded.witness
-    assert cert.hessian_quadratic_form(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, np.hstack([Q, 0 * Q[:, :1]]), W) \
+    assert optimality.hessian_quadratic_form(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, np.hstack([Q, 0 * Q[:, :1]]), W) \
         < -padded.sosp.hess_tol
     step = rng.standard_normal(Q.shape)
     step *= NUDGE * np.linalg.norm(Q) / np.linalg.norm(step)

@@ -1,16 +1,18 @@
 """The core formulas of MATH.md §1–§3 against autograd and brute force."""
 from __future__ import annotations
 
+import cvxpy as cp
 import numpy as np
 import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from scipy.special import logsumexp as scipy_logsumexp
 
-from theory import certificate as cert
 from theory import linearized_model as lm
-from theory.lemma_2_2 import balanced_factors, factor_norm
-from theory.losses import CrossEntropyLoss, SquaredLoss, get_loss
+from theory import optimality
+from theory.lemma_2_2 import balanced_factors, balanced_lift, factor_norm
+from theory.losses import LOSS_NAMES, LOSSES, CrossEntropyLoss, Loss, SquaredLoss, TargetError, get_loss, logsumexp
 from theory.rank_reduction import reduce_rank
 from theory.thresholds import existence_rank_bound, no_spurious_rank, theorem_4_1_applies, triangular
 from verify import synthetic
@@ -19,7 +21,7 @@ from verify.tolerances import exact_rtol
 RTOL = exact_rtol(np.float64)
 sizes = st.integers(min_value=1, max_value=4)
 seeds = st.integers(min_value=0, max_value=2**32 - 1)
-losses = st.sampled_from(["squared", "cross_entropy"])
+losses = st.sampled_from(LOSS_NAMES)
 
 
 def _instance(seed, N, K, m, n, loss, lam=0.1, with_P=False):
@@ -56,12 +58,12 @@ def test_gradient_and_hessian_match_autograd(seed, N, K, m, n, r, loss, with_P):
     F = _torch_F(inst, Qt)
     assert inst.lora_objective(Q) == pytest.approx(F.item(), rel=RTOL, abs=RTOL)
     (g,) = torch.autograd.grad(F, Qt, create_graph=True)
-    grad = cert.lora_gradient(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, inst.P)
+    grad = optimality.lora_gradient(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, inst.P)
     np.testing.assert_allclose(grad, g.detach().numpy(), rtol=RTOL, atol=RTOL)
     (hv,) = torch.autograd.grad(g, Qt, grad_outputs=torch.from_numpy(W))
-    hvp = cert.hessian_vector_product(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, W, inst.P)
+    hvp = optimality.hessian_vector_product(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, W, inst.P)
     np.testing.assert_allclose(hvp, hv.numpy(), rtol=RTOL, atol=RTOL)
-    form = cert.hessian_quadratic_form(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, W, inst.P)
+    form = optimality.hessian_quadratic_form(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, W, inst.P)
     assert form == pytest.approx(float(np.sum(W * hvp)), rel=RTOL, abs=RTOL)
 
 
@@ -94,6 +96,113 @@ def test_loss_derivatives(seed, N, K):
 def test_unknown_loss_is_named():
     with pytest.raises(ValueError, match="unknown loss 'hinge'"):
         get_loss("hinge")
+    assert all(isinstance(lossf, Loss) and lossf.name == name and get_loss(lossf) is lossf
+               for name, lossf in LOSSES.items())
+
+
+# --- the loss protocol: every registered loss, through its one interface -------------------------
+
+
+def _loss_point(lossf: Loss, seed: int, N: int, K: int):
+    """Predictions ŷ (N, K) and valid targets for ``lossf``, drawn through the protocol itself."""
+    rng = np.random.default_rng(seed)
+    yhat = 3 * rng.standard_normal((N, K))
+    return yhat, lossf.targets(lossf.random_targets(rng, N, K), N, K)
+
+
+@given(seed=seeds, N=sizes, K=st.integers(2, 4), name=st.sampled_from(LOSS_NAMES))
+def test_loss_torch_and_cvxpy_forms_agree_with_numpy(seed, N, K, name):
+    lossf = get_loss(name)
+    yhat, y = _loss_point(lossf, seed, N, K)
+    t = torch.tensor(yhat, requires_grad=True)
+    Yt = lossf.torch_targets(y, torch.float64, "cpu")
+    val = lossf.torch_value(t, Yt)
+    np.testing.assert_allclose(val.detach().numpy(), lossf.value(yhat, y), rtol=RTOL, atol=RTOL)
+    np.testing.assert_allclose(lossf.torch_grad(t.detach(), Yt).numpy(), lossf.grad(yhat, y), rtol=RTOL, atol=RTOL)
+    # batched over starts: (S, N, K) predictions share the (N, ...) targets
+    batch = torch.stack([t.detach(), 2 * t.detach()])
+    np.testing.assert_allclose(lossf.torch_value(batch, Yt)[1].numpy(), lossf.value(2 * yhat, y), rtol=RTOL, atol=RTOL)
+    x = cp.Variable(N * K)
+    x.value = yhat.reshape(-1)
+    assert lossf.cvxpy_risk(x, y, N, K).value == pytest.approx(float(np.mean(lossf.value(yhat, y))), rel=RTOL, abs=RTOL)
+
+
+@given(seed=seeds, N=sizes, K=st.integers(2, 4), name=st.sampled_from(LOSS_NAMES))
+def test_loss_derivatives_match_autograd_of_its_torch_value(seed, N, K, name):
+    """grad and hess_apply against torch autograd of the loss's own torch form (so a new loss is checked too)."""
+    lossf = get_loss(name)
+    yhat, y = _loss_point(lossf, seed, N, K)
+    d = np.random.default_rng(seed + 1).standard_normal((N, K))
+    t = torch.tensor(yhat, requires_grad=True)
+    (g,) = torch.autograd.grad(lossf.torch_value(t, lossf.torch_targets(y, torch.float64, "cpu")).sum(), t,
+                               create_graph=True)
+    np.testing.assert_allclose(lossf.grad(yhat, y), g.detach().numpy(), rtol=RTOL, atol=RTOL)
+    (hd,) = torch.autograd.grad(g, t, grad_outputs=torch.from_numpy(d))
+    np.testing.assert_allclose(lossf.hess_apply(yhat, y, d), hd.numpy(), rtol=RTOL, atol=RTOL)
+    np.testing.assert_allclose(np.einsum("nkl,nl->nk", lossf.hess(yhat, y), d), hd.numpy(), rtol=RTOL, atol=RTOL)
+
+
+@given(seed=seeds, N=sizes, K=st.integers(2, 4), name=st.sampled_from(LOSS_NAMES))
+def test_loss_gradient_bounds(seed, N, K, name):
+    """‖∇ℓ_i‖ ≤ lipschitz(max ‖ŷ_i‖, max ‖y_i‖) and ‖V‖_F = ‖∇ℓ‖_F/N ≤ residual_weights_bound(L̂, N)."""
+    lossf = get_loss(name)
+    yhat, y = _loss_point(lossf, seed, N, K)
+    grad = lossf.grad(yhat, y)
+    y_bound = float(np.linalg.norm(np.reshape(y, (N, -1)), axis=1).max())
+    lip = lossf.lipschitz(float(np.linalg.norm(yhat, axis=1).max()), y_bound)
+    assert np.linalg.norm(grad, axis=1).max() <= lip * (1 + RTOL)
+    level = float(np.mean(lossf.value(yhat, y)))
+    assert np.linalg.norm(grad / N) <= lossf.residual_weights_bound(level, N) * (1 + RTOL)
+
+
+@given(seed=seeds, N=sizes, K=st.integers(2, 4), name=st.sampled_from(LOSS_NAMES))
+def test_loss_target_draws_are_valid_and_reproducible(seed, N, K, name):
+    lossf = get_loss(name)
+    labels = np.random.default_rng(seed).integers(0, K, N)
+    lossf.targets(lossf.targets_from_labels(labels, K), N, K)
+    draws = []
+    for _ in range(2):
+        rng = np.random.default_rng(seed)
+        f0 = lossf.random_offsets(rng, N, K)
+        draws.append((f0, lossf.random_targets(rng, N, K), lossf.sample_targets(rng, f0, 0.1), rng.random()))
+    for a, b in zip(*draws):
+        np.testing.assert_array_equal(a, b)
+    for Y in draws[0][1:3]:
+        lossf.targets(Y, N, K)
+    assert draws[0][0].shape == (N, K)
+
+
+@pytest.mark.parametrize("name, Y, match", [
+    ("squared", np.zeros((3, 3)), r"Y must have shape \(N, K\) = \(3, 2\)"),
+    ("squared", np.full((3, 2), np.nan), "Y contains NaN"),
+    ("squared", np.full((3, 2), np.inf), "Y contains Inf"),
+    ("cross_entropy", np.zeros((3, 2)), r"Y must have shape \(N,\) = \(3,\)"),
+    ("cross_entropy", np.array([0.0, 1.5, 1.0]), "integer class indices"),
+    ("cross_entropy", np.array([0, 2, 1]), r"out of range: must lie in \[0, K\) = \[0, 2\)"),
+    ("cross_entropy", np.array([0, np.nan, 1]), "Y contains NaN"),
+])
+def test_loss_target_validation_names_the_defect(name, Y, match):
+    with pytest.raises(TargetError, match=match):
+        get_loss(name).targets(Y, 3, 2)
+
+
+def test_cross_entropy_needs_two_outputs_and_normalises_labels():
+    with pytest.raises(TargetError, match="K ≥ 2"):
+        CrossEntropyLoss().targets(np.zeros(3), 3, 1)
+    assert CrossEntropyLoss().targets(np.array([0.0, 1.0]), 2, 2).dtype == np.int64
+    assert SquaredLoss().targets(np.array([[1]]), 1, 1).dtype == np.float64
+
+
+@given(seed=seeds, N=sizes, K=st.integers(1, 4))
+def test_logsumexp_and_unregularized_minimum(seed, N, K):
+    rng = np.random.default_rng(seed)
+    z = 30 * rng.standard_normal((N, K))
+    np.testing.assert_allclose(logsumexp(z), scipy_logsumexp(z, axis=-1), rtol=RTOL)
+    G, f0, Y = rng.standard_normal((N, K, 2, 3)), rng.standard_normal((N, K)), rng.standard_normal((N, K))
+    assert SquaredLoss().unregularized_minimum(G, f0, Y) == optimality.least_squares_optimum(G, f0, Y)
+    assert CrossEntropyLoss().unregularized_minimum(G, f0, Y) is None
+    A = lm.sensing_matrix(G)
+    assert lm.sensing_norm_squared(G) == pytest.approx(np.linalg.norm(A, 2) ** 2, rel=RTOL)
 
 
 @given(seed=seeds, m=st.integers(1, 8), n=st.integers(1, 8), rank=st.integers(1, 8))
@@ -103,6 +212,7 @@ def test_lemma_2_2_balanced_factors_attain_nuclear_norm(seed, m, n, rank):
     k = min(rank, m, n)
     delta = rng.standard_normal((m, k)) @ rng.standard_normal((k, n))
     u, v = balanced_factors(delta)
+    np.testing.assert_array_equal(balanced_lift(delta), np.vstack([u, v]))
     np.testing.assert_allclose(u @ v.T, delta, atol=1e-10 * max(1, np.abs(delta).max()))
     nuc = lm.nuclear_norm(delta)
     assert factor_norm(u, v) == pytest.approx(nuc, rel=RTOL)
@@ -139,9 +249,9 @@ def test_least_squares_optimum_matches_lstsq(rng):
     inst = synthetic.gaussian(rng, 5, 2, 2, 2, lam=0.0)  # KN = 10 > mn = 4: not interpolating
     A = lm.sensing_matrix(inst.G)
     x = np.linalg.lstsq(A, (inst.Y - inst.f0).ravel(), rcond=None)[0]
-    assert cert.least_squares_optimum(inst.G, inst.f0, inst.Y) == pytest.approx(inst.risk(x.reshape(2, 2)), rel=RTOL)
+    assert optimality.least_squares_optimum(inst.G, inst.f0, inst.Y) == pytest.approx(inst.risk(x.reshape(2, 2)), rel=RTOL)
 
 
 def test_gap_bound_requires_positive_lambda():
     with pytest.raises(ValueError, match="λ > 0"):
-        cert.gap_bound(1.0, 0.0, 0.0, 0.0)
+        optimality.gap_bound(1.0, 0.0, 0.0, 0.0)

@@ -18,9 +18,10 @@ from theory import convergence_rate as rate
 from theory import fails_loudly as fl
 from theory import generalization as gen
 from theory import toy_examples as toy
-from theory.certificate import least_squares_optimum
+from theory.lemma_2_2 import balanced_lift
 from theory.linearized_model import apply_A, empirical_risk, nuclear_norm, risk_gradient
 from theory.losses import CrossEntropyLoss
+from theory.optimality import least_squares_optimum
 from theory.thresholds import existence_rank_bound
 from verify import population as pop
 from verify.instance import InstanceError
@@ -171,7 +172,7 @@ def test_corollary_4_2_links_that_hold_for_every_point(seed, N, K, m, n, r, loss
     assert c.lhs <= c.unperturbed_lora + tol
     assert c.unperturbed_lora <= c.perturbed_lora + tol
     assert c.perturbed_at_optimum <= c.cauchy_schwarz_bound + tol
-    Q_star = approx.balanced_lift(delta)
+    Q_star = balanced_lift(delta)
     assert 0.5 * np.sum(Q_star ** 2) == pytest.approx(nuclear_norm(delta), rel=RTOL)
     assert c.perturbed_at_optimum == pytest.approx(c.min_value + np.sum(Q_star * (P @ Q_star)), rel=RTOL)
     assert c.perturbation_norm == pytest.approx(0.3, rel=RTOL)

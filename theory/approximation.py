@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from theory.lemma_2_2 import balanced_factors
+from theory.lemma_2_2 import balanced_lift
 from theory.linearized_model import lora_objective, nuclear_norm, regularized_risk, split_factors
 
 
@@ -33,12 +33,6 @@ def corollary_4_2_bound(min_value: float, eps: float, nuclear_norm_opt: float) -
     if eps < 0 or nuclear_norm_opt < 0:
         raise ValueError(f"ε and ‖δ*_λ‖_* must be ≥ 0, got ε = {eps}, ‖δ*_λ‖_* = {nuclear_norm_opt}")
     return float(min_value + 2.0 * eps * nuclear_norm_opt)
-
-
-def balanced_lift(delta: np.ndarray) -> np.ndarray:
-    """Q* = [u*; v*] (m + n, rank δ) from the balanced factors of δ, so ½‖Q*‖_F² = ‖δ‖_*."""
-    u, v = balanced_factors(delta)
-    return np.vstack([u, v])
 
 
 @dataclass(frozen=True)

@@ -31,10 +31,12 @@ import itertools
 import numpy as np
 from scipy.stats import binomtest
 
+from theory.losses import CrossEntropyLoss
+
 #: largest NK for which ``all_sign_patterns`` enumerates the 2^{NK} draws
 MAX_ENUMERATED_SIGNS = 16
 #: G of Theorem C.6 for cross-entropy: ‖softmax(ŷ) − e_y‖₂ ≤ √2 (proof of Theorem 5.1)
-CROSS_ENTROPY_LIPSCHITZ = float(np.sqrt(2.0))
+CROSS_ENTROPY_LIPSCHITZ = CrossEntropyLoss().lipschitz()
 
 
 def _check_eta(eta: float) -> float:

@@ -23,6 +23,12 @@ def balanced_factors(delta: np.ndarray, rank: int | None = None) -> tuple[np.nda
     return u, v
 
 
+def balanced_lift(delta: np.ndarray, rank: int | None = None) -> np.ndarray:
+    """Q = [u; v] (m + n, r) from the balanced factors of δ (``balanced_factors``), so ½‖Q‖_F² = ‖δ‖_*."""
+    u, v = balanced_factors(delta, rank)
+    return np.vstack([u, v])
+
+
 def factor_norm(u: np.ndarray, v: np.ndarray) -> float:
     """½(‖u‖_F² + ‖v‖_F²), which is ≥ ‖u vᵀ‖_* with equality for balanced factors."""
     return 0.5 * float(np.sum(u * u) + np.sum(v * v))

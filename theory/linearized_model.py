@@ -12,6 +12,7 @@ Shapes: ``G`` (N, K, m, n) sensing tensor, ``f0`` (N, K) offsets, ``delta`` (m, 
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg
 
 from theory.losses import get_loss
 
@@ -20,6 +21,13 @@ def sensing_matrix(G: np.ndarray) -> np.ndarray:
     """G reshaped to the (N·K, m·n) matrix of the linear map A (a view when G is contiguous)."""
     n_ex, k, m, n = G.shape
     return G.reshape(n_ex * k, m * n)
+
+
+def sensing_norm_squared(G: np.ndarray) -> float:
+    """‖A‖²_op = λ_max(A Aᵀ), from the (N·K, N·K) Gram matrix of the sensing matrix."""
+    A = sensing_matrix(G)  # (NK, mn) view of G
+    kn = A.shape[0]
+    return float(scipy.linalg.eigvalsh(A @ A.T, subset_by_index=[kn - 1, kn - 1])[0])
 
 
 def apply_A(G: np.ndarray, delta: np.ndarray) -> np.ndarray:

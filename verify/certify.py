@@ -2,8 +2,9 @@
 
 The project's own proof of global optimality: for λ > 0 the a-posteriori gap bound
 H(QQᵀ) − min H ≤ ½ tr(QᵀMQ) + max(0, −λ_min(M)) · H(QQᵀ)/λ needs only λ_min of the
-(m + n)×(m + n) matrix M. For λ = 0 and the squared loss the exact optimum (least squares in
-R^{KN}) is used instead. Nothing here trusts a solver's status.
+(m + n)×(m + n) matrix M (formulas in ``theory.optimality``). For λ = 0 the loss's exact optimum
+(``Loss.unregularized_minimum``: least squares in R^{KN} for the squared loss) is used instead.
+Nothing here trusts a solver's status. The result is a ``verify.results.Certificate``.
 """
 from __future__ import annotations
 
@@ -11,14 +12,15 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse.linalg
 
-from theory import certificate as cert
-from theory.lemma_2_2 import balanced_factors
-from theory.linearized_model import apply_A_adjoint, residual_weights, sensing_matrix
+from theory import optimality
+from theory.lemma_2_2 import balanced_lift
+from theory.linearized_model import risk_gradient, sensing_norm_squared
 from verify.instance import Instance
 from verify.results import Certificate, FailedCondition, SolveResult
+from verify.tolerances import GAP_RTOL
 
-#: default relative gap tolerance: certified iff gap_bound ≤ GAP_RTOL · max(1, |objective|)
-GAP_RTOL = 1e-6
+__all__ = ["GAP_RTOL", "certify", "certify_result", "lambda_min_M", "rank_tolerance", "untrusted"]
+
 #: dense eigen-solvers up to this size of M, Lanczos (eigsh / svds) beyond
 DENSE_LIMIT = 2500
 
@@ -32,7 +34,7 @@ def lambda_min_M(S: np.ndarray, lam: float, P: np.ndarray | None) -> float:
         else:
             smax = float(scipy.sparse.linalg.svds(S, k=1, tol=0, return_singular_vectors=False)[0])
         return lam - smax
-    M = cert.certificate_matrix(S, lam, P)
+    M = optimality.certificate_matrix(S, lam, P)
     if m + n <= DENSE_LIMIT:
         return float(scipy.linalg.eigvalsh(M, subset_by_index=[0, 0], check_finite=False)[0])
     return float(scipy.sparse.linalg.eigsh(M, k=1, which="SA", tol=0, return_eigenvectors=False)[0])
@@ -49,8 +51,7 @@ def rank_tolerance(inst: Instance, gap_tol_abs: float, sigma_max: float) -> floa
     floor = 1e3 * np.finfo(float).eps * sigma_max
     if inst.lam > 0:
         return max(gap_tol_abs / (2 * inst.lam), floor)
-    a_op = float(scipy.sparse.linalg.svds(sensing_matrix(inst.G), k=1, return_singular_vectors=False)[0]) \
-        if min(inst.kn, inst.m * inst.n) > 1 else float(np.linalg.norm(sensing_matrix(inst.G)))
+    a_op = float(np.sqrt(sensing_norm_squared(inst.G)))
     return max(np.sqrt(gap_tol_abs * inst.N) / max(a_op, np.finfo(float).tiny), floor)
 
 
@@ -67,34 +68,30 @@ def certify(inst: Instance, *, delta: np.ndarray | None = None, Q: np.ndarray | 
         delta = np.asarray(delta, dtype=float)
         if delta.shape != (inst.m, inst.n):
             raise ValueError(f"delta must have shape (m, n) = ({inst.m}, {inst.n}), got {delta.shape}")
-        u, v = balanced_factors(delta)
-        Q = np.vstack([u, v])
+        Q = balanced_lift(delta)
     Q = np.asarray(Q, dtype=float)
     if Q.ndim != 2 or Q.shape[0] != inst.m + inst.n:
         raise ValueError(f"Q must have shape (m + n, r) = ({inst.m + inst.n}, r), got {Q.shape}")
     if not np.all(np.isfinite(Q)):
         return untrusted(tol, "the point contains NaN or Inf values (a diverged run)")
-    m = inst.m
-    u, v = Q[:m], Q[m:]
-    delta = u @ v.T
+    delta = Q[:inst.m] @ Q[inst.m:].T
     sv = scipy.linalg.svdvals(delta, check_finite=False)
     objective = inst.risk(delta) + inst.lam * float(sv.sum())
     H = inst.lora_objective(Q)
-    S = apply_A_adjoint(inst.G, residual_weights(inst.G, inst.f0, inst.Y, inst.loss, delta))
-    MQ = np.vstack([S @ v, S.T @ u]) + inst.lam * Q
-    if inst.P is not None:
-        MQ += 2.0 * inst.P @ Q
+    S = risk_gradient(inst.G, inst.f0, inst.Y, inst.loss, delta)
+    MQ = optimality.apply_M(S, inst.lam, Q, inst.P)  # ∇F_P(Q)
     first_order = float(np.sum(Q * MQ))
     lmin = lambda_min_M(S, inst.lam, inst.P)
     gap_tol_abs = tol * max(1.0, abs(objective))
     reason = ""
     if inst.lam > 0:
-        gap = cert.gap_bound(H, first_order, lmin, inst.lam)
-    elif inst.loss == "squared" and inst.P is None:
-        gap = max(0.0, objective - cert.least_squares_optimum(inst.G, inst.f0, inst.Y))
+        gap = optimality.gap_bound(H, first_order, lmin, inst.lam)
+    elif inst.P is None and (optimum := inst.loss_fn.unregularized_minimum(inst.G, inst.f0, inst.Y)) is not None:
+        gap = max(0.0, objective - optimum)
     else:
         gap = float("inf")
-        reason = "λ = 0 with cross-entropy or P ≠ 0: no finite a-posteriori bound (the infimum may not be attained)"
+        reason = (f"λ = 0 with the {inst.loss} loss or P ≠ 0: no finite a-posteriori bound "
+                  "(no exact optimum, or the infimum may not be attained)")
     certified = bool(np.isfinite(gap) and gap <= gap_tol_abs)
     failed = FailedCondition.NONE
     if not certified:

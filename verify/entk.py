@@ -28,7 +28,7 @@ from torch import nn
 from torch.func import jacrev, jvp, vmap
 
 from theory.linearized_model import predictions
-from verify.instance import Instance
+from verify.instance import Instance, loss_named
 from verify.models import PromptClassifier
 
 Batch = dict[str, torch.Tensor]
@@ -180,13 +180,14 @@ def extract_instance(classifier: PromptClassifier, texts: list[str], labels: lis
                      name: str = "entk", provenance: dict | None = None) -> Instance:
     """The linearized fine-tuning instance of ``classifier`` on labelled texts.
 
-    Y is the (N,) label vector for cross-entropy, or the (N, K) one-hot labels for the squared loss.
+    Y is the loss's ``targets_from_labels``: the (N,) label vector for cross-entropy, the (N, K) one-hot
+    labels for the squared loss.
     Provenance: the classifier's (model, model_sha256, label descriptions, scale, dtype), the
     tuned weight names and shapes, N, and the entries of ``provenance``.
     """
     G, f0 = empirical_ntk(classifier.model, classifier.outputs, weight_names, classifier.encode(texts), chunk=chunk)
     y = np.asarray(labels, dtype=np.int64)
-    Y = y if loss == "cross_entropy" else np.eye(G.shape[1])[y]
+    Y = loss_named(loss).targets_from_labels(y, G.shape[1])
     shapes = [list(classifier.model.get_parameter(w).shape) for w in weight_names]
     prov = dict(classifier.provenance, weight_names=list(weight_names), weight_shapes=shapes, n=len(texts),
                 **(provenance or {}))

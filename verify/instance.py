@@ -1,9 +1,9 @@
 """The validated matrix-sensing instance and its ``.npz`` file format (MATH.md §1).
 
 File format (``numpy.savez``): ``G`` float (N, K, m, n); ``f0`` float (N, K); ``Y`` float (N, K)
-for the squared loss or integer (N,) class indices for cross-entropy; ``loss`` "squared" or
-"cross_entropy"; ``lam`` float ≥ 0; optional ``P`` float (m + n, m + n) symmetric PSD; optional
-``provenance`` a JSON string (model hash, weight names, data hash, seed, ...).
+for the squared loss or integer (N,) class indices for cross-entropy; ``loss`` a name in
+``theory.losses.LOSSES`` ("squared", "cross_entropy"); ``lam`` float ≥ 0; optional ``P`` float
+(m + n, m + n) symmetric PSD; optional ``provenance`` a JSON string (model hash, weight names, data hash, seed, ...).
 """
 from __future__ import annotations
 
@@ -15,11 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from theory import linearized_model as lm
-from theory.losses import LOSSES
-
-#: relative tolerances for validating P (float64)
-SYMMETRY_RTOL = 1e-10
-PSD_RTOL = 1e-10
+from theory.losses import Loss, TargetError, get_loss
+from verify.tolerances import PSD_RTOL, SYMMETRY_RTOL
 
 
 class InstanceError(ValueError):
@@ -45,11 +42,31 @@ def check_lam(lam) -> float:
     return lam
 
 
+def check_int(name: str, value, minimum: int = 1, error: type[ValueError] = InstanceError) -> int:
+    """``value`` as an int ≥ ``minimum``; raises ``error`` "<name> must be an integer ≥ <minimum>" otherwise
+    (booleans and non-integral numbers are refused)."""
+    if isinstance(value, bool) or int(value) != value or value < minimum:
+        raise error(f"{name} must be an integer ≥ {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_dims(**dims) -> None:
+    """Every keyword an integer ≥ 1 (``check_int``), else InstanceError naming it."""
+    for name, value in dims.items():
+        check_int(name, value)
+
+
+def loss_named(name) -> Loss:
+    """The loss called ``name`` (``theory.losses.get_loss``), else InstanceError naming the allowed losses."""
+    try:
+        return get_loss(name)
+    except ValueError as exc:
+        raise InstanceError(str(exc)) from None
+
+
 def check_rank(rank) -> int:
     """LoRA rank r as an int ≥ 1."""
-    if isinstance(rank, bool) or int(rank) != rank or rank < 1:
-        raise InstanceError(f"rank must be an integer ≥ 1, got {rank!r}")
-    return int(rank)
+    return check_int("rank", rank)
 
 
 def check_perturbation(P, size: int) -> np.ndarray:
@@ -84,8 +101,7 @@ class Instance:
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen dataclass)
-        if self.loss not in LOSSES:
-            raise InstanceError(f"unknown loss {self.loss!r}: expected one of {sorted(LOSSES)}")
+        lossf = loss_named(self.loss)
         G = np.asarray(self.G)
         if G.ndim != 4 or 0 in G.shape:
             raise InstanceError(f"G must have shape (N, K, m, n) with positive sizes, got {G.shape}")
@@ -96,24 +112,10 @@ class Instance:
         if f0.shape != (N, K):
             raise InstanceError(f"f0 must have shape (N, K) = ({N}, {K}), got {f0.shape}")
         _finite("f0", f0)
-        Y = np.asarray(self.Y)
-        if self.loss == "squared":
-            if Y.shape != (N, K):
-                raise InstanceError(f"Y must have shape (N, K) = ({N}, {K}) for the squared loss, got {Y.shape}")
-            Y = Y.astype(float)
-            _finite("Y", Y)
-        else:
-            if Y.shape != (N,):
-                raise InstanceError(f"Y must have shape (N,) = ({N},) of class indices for cross-entropy, got {Y.shape}")
-            Yf = Y.astype(float)
-            _finite("Y", Yf)
-            if np.any(Yf != np.round(Yf)):
-                raise InstanceError("Y must hold integer class indices for cross-entropy")
-            if Yf.min() < 0 or Yf.max() >= K:
-                raise InstanceError(f"Y labels out of range: must lie in [0, K) = [0, {K}), got [{Yf.min():g}, {Yf.max():g}]")
-            if K < 2:
-                raise InstanceError(f"cross-entropy needs K ≥ 2 outputs, got K = {K}")
-            Y = Yf.astype(np.int64)
+        try:
+            Y = lossf.targets(self.Y, N, K)
+        except TargetError as exc:
+            raise InstanceError(str(exc)) from None
         set_("G", G)
         set_("f0", f0)
         set_("Y", Y)
@@ -131,6 +133,11 @@ class Instance:
     m = property(lambda self: self.G.shape[2])
     n = property(lambda self: self.G.shape[3])
     kn = property(lambda self: self.G.shape[0] * self.G.shape[1])
+
+    @property
+    def loss_fn(self) -> Loss:
+        """The loss object (``theory.losses``) named by ``loss``."""
+        return get_loss(self.loss)
 
     def with_(self, **changes) -> "Instance":
         """A validated copy with fields replaced (e.g. ``lam=0.1`` or ``P=...``)."""

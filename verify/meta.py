@@ -35,10 +35,10 @@ def versions() -> dict[str, str]:
 
 
 def device_description(device: str) -> str:
-    import torch
-    if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
-        return f"cuda: {torch.cuda.get_device_name(0)}"
-    return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    """The hardware behind the device choice (``verify.device.describe``; torch is imported on first use)."""
+    from verify.device import describe
+
+    return describe(device)
 
 
 def collect(seed: int, profile: str, device: str) -> dict:

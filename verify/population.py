@@ -22,8 +22,8 @@ from scipy.special import xlogy
 
 from theory.generalization import sensing_radius
 from theory.linearized_model import apply_A, apply_A_adjoint
-from theory.losses import CrossEntropyLoss
-from verify.instance import Instance, InstanceError
+from theory.losses import logsumexp, softmax
+from verify.instance import Instance, InstanceError, check_dims
 
 
 @dataclass(frozen=True)
@@ -49,17 +49,11 @@ class Pool:
         return sensing_radius(self.G)
 
 
-def _check_dims(**dims) -> None:
-    for k, v in dims.items():
-        if isinstance(v, bool) or int(v) != v or v < 1:
-            raise InstanceError(f"{k} must be a positive integer, got {v!r}")
-
-
 def make_pool(rng: np.random.Generator, pool_size: int, K: int, m: int, n: int,
               teacher_rank: int = 2, teacher_scale: float = 1.0) -> Pool:
     """A pool with Gaussian G (entries N(0, 1/(m n)), so ‖G_p[j]‖_F ≈ 1), f0 ~ 0.5·N(0, 1), and a
     rank-``teacher_rank`` teacher of nuclear norm exactly ``teacher_scale``."""
-    _check_dims(pool_size=pool_size, K=K, m=m, n=n, teacher_rank=teacher_rank)
+    check_dims(pool_size=pool_size, K=K, m=m, n=n, teacher_rank=teacher_rank)
     if K < 2:
         raise InstanceError(f"cross-entropy needs K ≥ 2 outputs, got K = {K}")
     if teacher_rank > min(m, n):
@@ -72,7 +66,7 @@ def make_pool(rng: np.random.Generator, pool_size: int, K: int, m: int, n: int,
     V = np.linalg.qr(rng.standard_normal((n, teacher_rank)))[0]
     s = rng.uniform(0.5, 1.0, teacher_rank)
     teacher = (U * (teacher_scale * s / s.sum())) @ V.T
-    probs = CrossEntropyLoss.softmax(f0 + apply_A(G, teacher))
+    probs = softmax(f0 + apply_A(G, teacher))
     return Pool(G, f0, teacher, probs)
 
 
@@ -83,14 +77,12 @@ def _logits(pool: Pool, delta: np.ndarray) -> np.ndarray:
 def population_risk(pool: Pool, delta: np.ndarray) -> float:
     """L(δ) = (1/P) Σ_p Σ_k probs[p, k] ℓ_CE(z_p, k), exactly."""
     z = _logits(pool, delta)
-    zmax = z.max(axis=1)
-    lse = zmax + np.log(np.exp(z - zmax[:, None]).sum(axis=1))
-    return float(np.mean(lse - np.sum(pool.probs * z, axis=1)))
+    return float(np.mean(logsumexp(z, axis=1) - np.sum(pool.probs * z, axis=1)))
 
 
 def population_gradient(pool: Pool, delta: np.ndarray) -> np.ndarray:
     """∇L(δ) = (1/P) Σ_p A_p*(softmax(z_p) − probs[p]), shape (m, n)."""
-    resid = CrossEntropyLoss.softmax(_logits(pool, delta)) - pool.probs
+    resid = softmax(_logits(pool, delta)) - pool.probs
     return apply_A_adjoint(pool.G, resid / pool.size)
 
 
@@ -109,7 +101,7 @@ def sample_training_set(pool: Pool, N: int, rng: np.random.Generator, lam: float
 
     Returns a cross-entropy Instance; ``provenance["pool_indices"]`` lists the drawn indices.
     """
-    _check_dims(N=N)
+    check_dims(N=N)
     idx = rng.integers(0, pool.size, size=N)
     cdf = np.cumsum(pool.probs[idx], axis=1)
     labels = np.minimum((rng.random(N)[:, None] >= cdf).sum(axis=1), pool.K - 1)

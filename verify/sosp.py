@@ -28,7 +28,7 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse.linalg
 
-from theory import certificate as cert
+from theory import optimality
 from theory.thresholds import no_spurious_rank
 from verify import tolerances as tols
 from verify.certify import GAP_RTOL, certify
@@ -105,12 +105,24 @@ def hessian_operator(inst: Instance, Q: np.ndarray) -> scipy.sparse.linalg.Linea
 
     def matvec(w):
         W = np.asarray(w, dtype=float).reshape(shape)
-        return cert.hessian_vector_product(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, W, inst.P).reshape(-1)
+        return optimality.hessian_vector_product(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, W, inst.P).reshape(-1)
 
     d = Q.size
     return scipy.sparse.linalg.LinearOperator((d, d), matvec=matvec, rmatvec=matvec, dtype=float)
 
 
+def hessian_min_eig(inst: Instance, Q: np.ndarray, method: str = "auto") -> tuple[float, np.ndarray, str]:
+    """(λ_min(∇²F_P(Q)), unit eigenvector reshaped (m + n, r), method used)."""
+    if method not in ("auto", "dense", "lanczos"):
+        raise ValueError(f"method must be auto, dense or lanczos, got {method!r}")
+    if method == "dense" or (method == "auto" and Q.size <= DENSE_HESSIAN_LIMIT):
+        H = optimality.dense_hessian(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, inst.P)
+        w, V = scipy.linalg.eigh(H, subset_by_index=[0, 0])
+        return float(w[0]), V[:, 0].reshape(Q.shape), "dense"
+    op = hessian_operator(inst, Q)
+    w, V = scipy.sparse.linalg.eigsh(op, k=1, which="SA", tol=1e-10, maxiter=20 * Q.size,
+                                     v0=np.ones(Q.size) / np.sqrt(Q.size))
+    return float(w[0]), V[:, 0].reshape(Q.shape), "lanczos"
 def rotation_tangent(Q: np.ndarray) -> np.ndarray:
     """vec(Q A_ij) for the skew basis A_ij = e_i e_jᵀ − e_j e_iᵀ, i < j: shape (d, r(r−1)/2)."""
     r = Q.shape[1]
@@ -235,14 +247,15 @@ def sosp_test(inst: Instance, Q: np.ndarray, *, rng: np.random.Generator | None 
     λ_min < −hess_tol.
     """
     Q = np.asarray(Q, dtype=float)
+    grad = optimality.lora_gradient(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, inst.P)
     rng = np.random.default_rng(DEFAULT_SEED) if rng is None else rng
     used = _method(method, Q.size)
-    grad = cert.lora_gradient(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, inst.P)
+    grad = optimality.lora_gradient(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, inst.P)
     gnorm = float(np.linalg.norm(grad))
     gscale = max(1.0, float(np.linalg.norm(Q))) * max(1.0, abs(inst.lora_objective(Q)))
     op = hessian_operator(inst, Q)
     if used == "dense":
-        H = cert.dense_hessian(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, inst.P)
+        H = optimality.dense_hessian(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, inst.P)
         hnorm = float(np.max(np.abs(scipy.linalg.eigvalsh(H, subset_by_index=[Q.size - 1, Q.size - 1]))))
         low = _dense_min(H)
         hnorm = max(hnorm, abs(low.value))

@@ -6,31 +6,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from theory.losses import CrossEntropyLoss
-from verify.instance import Instance, InstanceError
-
-
-def _check_dims(**dims) -> None:
-    for k, v in dims.items():
-        if isinstance(v, bool) or int(v) != v or v < 1:
-            raise InstanceError(f"{k} must be a positive integer, got {v!r}")
-
-
-def _targets(rng, f0, A_delta, loss, noise):
-    """Y for the squared loss (f0 + A(δ_teacher) + noise) or labels from the softmax teacher."""
-    if loss == "squared":
-        return f0 + A_delta + noise * rng.standard_normal(f0.shape)
-    p = CrossEntropyLoss.softmax(f0 + A_delta)
-    return np.array([rng.choice(p.shape[1], p=row) for row in p], dtype=np.int64)
+from theory.linearized_model import apply_A
+from verify.instance import Instance, InstanceError, check_dims, loss_named
 
 
 def gaussian(rng: np.random.Generator, N: int, K: int, m: int, n: int, *, loss: str = "squared",
              lam: float = 0.01, name: str = "gaussian") -> Instance:
-    """Gaussian sensing; targets N(0, 1) (squared) or uniform random labels (cross-entropy)."""
-    _check_dims(N=N, K=K, m=m, n=n)
+    """Gaussian sensing; offsets and targets from the loss's ``random_offsets`` / ``random_targets``
+    (squared: f0 = 0, Y ~ N(0, 1); cross-entropy: f0 ~ 0.5·N(0, 1), uniform random labels)."""
+    check_dims(N=N, K=K, m=m, n=n)
+    lossf = loss_named(loss)
     G = rng.standard_normal((N, K, m, n)) / np.sqrt(m * n)
-    f0 = np.zeros((N, K)) if loss == "squared" else 0.5 * rng.standard_normal((N, K))
-    Y = rng.standard_normal((N, K)) if loss == "squared" else rng.integers(0, K, size=N)
+    f0 = lossf.random_offsets(rng, N, K)
+    Y = lossf.random_targets(rng, N, K)
     return Instance(G, f0, Y, loss, lam, name=name)
 
 
@@ -39,23 +27,25 @@ def planted(rng: np.random.Generator, N: int, K: int, m: int, n: int, *, rank: i
             name: str = "planted") -> tuple[Instance, np.ndarray]:
     """Gaussian sensing with a planted rank-``rank`` teacher δ_teacher (m, n) of nuclear norm ``scale``.
 
-    Returns (instance, δ_teacher). Cross-entropy labels are drawn from softmax(f0 + A(δ_teacher)).
+    Returns (instance, δ_teacher). Targets come from the loss's ``sample_targets`` at the teacher's
+    outputs f0 + A(δ_teacher) (squared: plus ``noise``·N(0, 1); cross-entropy: labels from the softmax).
     """
-    _check_dims(N=N, K=K, m=m, n=n, rank=rank)
+    check_dims(N=N, K=K, m=m, n=n, rank=rank)
+    lossf = loss_named(loss)
     G = rng.standard_normal((N, K, m, n)) / np.sqrt(m * n)
     U = np.linalg.qr(rng.standard_normal((m, rank)))[0]
     V = np.linalg.qr(rng.standard_normal((n, rank)))[0]
     s = np.sort(rng.uniform(0.5, 1.0, rank))[::-1]
     teacher = (U * (scale * s / s.sum())) @ V.T * np.sqrt(m * n)
-    f0 = np.zeros((N, K)) if loss == "squared" else 0.5 * rng.standard_normal((N, K))
+    f0 = lossf.random_offsets(rng, N, K)
     A_t = np.einsum("nkab,ab->nk", G, teacher)
-    return Instance(G, f0, _targets(rng, f0, A_t, loss, noise), loss, lam, name=name), teacher
+    return Instance(G, f0, lossf.sample_targets(rng, f0 + A_t, noise), loss, lam, name=name), teacher
 
 
 def ill_conditioned(rng: np.random.Generator, N: int, K: int, m: int, n: int, *, cond: float = 1e3,
                     loss: str = "squared", lam: float = 0.01, name: str = "ill_conditioned") -> Instance:
     """Sensing map A with singular values log-spaced over [1/cond, 1] (condition number ``cond``)."""
-    _check_dims(N=N, K=K, m=m, n=n)
+    check_dims(N=N, K=K, m=m, n=n)
     if not cond >= 1:
         raise InstanceError(f"cond must be ≥ 1, got {cond}")
     kn, mn = N * K, m * n
@@ -73,9 +63,9 @@ def block_diagonal(rng: np.random.Generator, N: int, K: int, blocks: list[tuple[
     if len(blocks) < 1:
         raise InstanceError("blocks must list at least one (m_t, n_t)")
     for t, (mt, nt) in enumerate(blocks):
-        _check_dims(**{f"m_{t}": mt, f"n_{t}": nt})
+        check_dims(**{f"m_{t}": mt, f"n_{t}": nt})
     m, n = sum(b[0] for b in blocks), sum(b[1] for b in blocks)
-    _check_dims(N=N, K=K)
+    check_dims(N=N, K=K)
     G = np.zeros((N, K, m, n))
     r0 = c0 = 0
     for mt, nt in blocks:
@@ -92,9 +82,9 @@ def trace_sensing(rng: np.random.Generator, N: int, K: int, n: int, *, loss: str
     For λ > 0 every PSD (or NSD) δ with the optimal trace t* is a global minimizer of (P), so the
     full-rank δ* = (t*/n) I is one: the starting point that Theorem 3.1's reduction must bring down.
     """
-    _check_dims(N=N, K=K, n=n)
-    c = rng.standard_normal((N, K))
-    G = c[:, :, None, None] * np.eye(n)[None, None] / np.sqrt(n)
+    check_dims(N=N, K=K, n=n)
+    coef = rng.standard_normal((N, K))
+    G = coef[:, :, None, None] * np.eye(n)[None, None] / np.sqrt(n)
     base = gaussian(rng, N, K, 1, 1, loss=loss, lam=lam)
     return Instance(G, base.f0, base.Y, loss, lam, name=name)
 
@@ -107,10 +97,7 @@ def trace_sensing_optimum(inst: Instance) -> np.ndarray:
     """
     from scipy.optimize import minimize_scalar
 
-    from theory.linearized_model import apply_A
-    from theory.losses import get_loss
-
-    n, loss = inst.n, get_loss(inst.loss)
+    n, loss = inst.n, inst.loss_fn
     d = np.eye(n) / n
     a = apply_A(inst.G, d)  # (N, K): ŷ = f0 + t·a
     phi = lambda t: inst.risk(t * d) + inst.lam * abs(t)  # noqa: E731

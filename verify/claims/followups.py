@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import spearmanr
 
-from theory import certificate as cert
+from theory import optimality
 from theory.convergence_rate import running_min
 from theory.thresholds import no_spurious_rank
 from verify import synthetic
@@ -39,7 +39,7 @@ def gradient_descent(inst: Instance, Q0: np.ndarray, lr: float, iters: int) -> d
     """
     Q, F, grad_sq, qmax = Q0.copy(), np.empty(iters), np.empty(iters), 0.0
     for t in range(iters):
-        g = cert.lora_gradient(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, inst.P)
+        g = optimality.lora_gradient(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, inst.P)
         F[t] = inst.lora_objective(Q)
         grad_sq[t] = float(np.sum(g * g))
         qmax = max(qmax, float(np.linalg.norm(Q)))

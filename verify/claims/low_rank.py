@@ -9,7 +9,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from theory import toy_examples as toy
-from theory.lemma_2_2 import balanced_factors
+from theory.lemma_2_2 import balanced_lift as _as_Q
 from theory.rank_reduction import reduce_rank
 from theory.thresholds import existence_rank_bound, triangular
 from verify import synthetic
@@ -24,11 +24,6 @@ from verify.solvers.bm import solve_bm
 LINEAR_TERM_TOL = 1e-8
 #: λ = 0 convex case: ‖∇L̂(δ)‖_F at or below this is first-order optimality (float64)
 KKT_TOL = 1e-10
-
-
-def _as_Q(delta: np.ndarray) -> np.ndarray:
-    u, v = balanced_factors(delta)
-    return np.vstack([u, v])
 
 
 def _start_certified(inst: Instance, Q: np.ndarray) -> tuple[bool, str]:

@@ -15,6 +15,7 @@ import torch
 
 from verify import entk, models, real_task
 from verify.commands.options import nonnegative_float, nonnegative_int, positive_int
+from verify.device import DEVICES, resolve
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -35,14 +36,8 @@ def register(subparsers) -> None:
     p.add_argument("--chunk", type=positive_int, default=entk.DEFAULT_CHUNK,
                    help=f"examples per vectorized gradient call (default {entk.DEFAULT_CHUNK})")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="float64", help="model precision (default float64)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--device", choices=DEVICES, default="auto")
     p.set_defaults(func=run)
-
-
-def _device(choice: str) -> str:
-    if choice == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return choice
 
 
 def run(args) -> int:
@@ -55,7 +50,7 @@ def run(args) -> int:
 
 def _run(args) -> int:
     start = time.perf_counter()
-    device = _device(args.device)
+    device = resolve(args.device)
     text_model = real_task.load_text_model(args.model, sha256=args.sha256, dtype=DTYPES[args.dtype], device=device)
     task = real_task.build_task(text_model, n=args.n, seed=args.seed, lam=args.lam, weights=args.weights,
                                 chunk=args.chunk, device=device, with_test=bool(args.test_out))

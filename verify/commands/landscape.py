@@ -10,6 +10,7 @@ import numpy as np
 
 from theory.thresholds import theorem_4_1_applies
 from verify.commands.options import nonnegative_float, nonnegative_int, positive_int
+from verify.device import DEVICES
 from verify.instance import load_instance
 from verify.landscape import PERTURBATIONS, classify, counts, random_perturbation
 from verify.solvers.bm import solve_bm_multistart
@@ -28,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lam", type=nonnegative_float, default=None)
     p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--max-iter", type=positive_int, default=20000)
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--json", type=Path, default=None)
     p.set_defaults(func=run)
 

@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from verify.commands.options import nonnegative_int
+from verify.device import DEVICES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--profile", choices=["quick", "full"], default="quick")
     p.add_argument("--out", type=Path, default=Path("reports"))
     p.add_argument("--seed", type=nonnegative_int, default=0)
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--fresh", action="store_true", help="ignore finished claims from an earlier run")
     p.add_argument("--only", nargs="+", metavar="CLAIM", help="run only these claim ids")
     p.set_defaults(func=run)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from verify.certify import GAP_RTOL, certify_result
 from verify.commands.options import nonnegative_float, nonnegative_int, positive_float, positive_int
+from verify.device import DEVICES
 from verify.instance import load_instance
 from verify.solvers import SOLVERS, run_solver
 
@@ -20,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lam", type=nonnegative_float, default=None, help="override the stored λ")
     p.add_argument("--starts", type=positive_int, default=1, help="number of batched starts (bm)")
     p.add_argument("--seed", type=nonnegative_int, default=0)
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--cvxpy-solver", choices=["SCS", "CLARABEL"], default="SCS")
     p.add_argument("--tol", type=positive_float, default=GAP_RTOL,
                    help=f"relative gap tolerance for certification (default {GAP_RTOL:g})")

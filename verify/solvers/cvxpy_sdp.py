@@ -6,7 +6,8 @@ With P = 0 the two have equal optimal values (Lemma A.1); P ≠ 0 exists only in
 
 L̂(δ) = (1/N) Σ_i ℓ(f0[i] + A(δ)[i], Y[i]) with A(δ) = Gmat vec_C(δ), Gmat the (NK, mn) sensing
 matrix and vec_C the row-major vectorisation (``cp.vec(δ, order="C")``, matching numpy's reshape).
-Squared loss: a sum of squares; cross-entropy: log-sum-exp (exponential cone) minus ŷ_y.
+The loss's own ``cvxpy_risk`` writes the sum (squared: a sum of squares; cross-entropy: log-sum-exp,
+an exponential cone, minus ŷ_y).
 
 Nothing returned is taken on the solver's word: ``objective`` is recomputed in float64 from the
 returned point, the solver's own value is kept in ``extra["solver_objective"]``, and the status
@@ -23,7 +24,7 @@ import scipy.linalg
 import scs
 
 from theory.linearized_model import lifted_objective, sensing_matrix
-from verify.instance import Instance, InstanceError
+from verify.instance import Instance, InstanceError, check_int
 from verify.results import SolveResult, SolveStatus
 
 FORMULATIONS = ("nuclear", "lifted")
@@ -65,12 +66,7 @@ def sensing_expression(inst: Instance, delta: cp.Expression) -> cp.Expression:
 def risk_expression(inst: Instance, delta: cp.Expression) -> cp.Expression:
     """L̂(δ) = (1/N) Σ_i ℓ(f0[i] + A(δ)[i], Y[i]) as a convex cvxpy expression."""
     yhat = inst.f0.reshape(-1) + sensing_expression(inst, delta)  # (NK,), row-major over (N, K)
-    if inst.loss == "squared":
-        return cp.sum_squares(yhat - inst.Y.reshape(-1)) / inst.N
-    onehot = np.zeros((inst.N, inst.K))
-    onehot[np.arange(inst.N), inst.Y] = 1.0
-    lse = cp.log_sum_exp(cp.reshape(yhat, (inst.N, inst.K), order="C"), axis=1)  # (N,)
-    return (cp.sum(lse) - onehot.reshape(-1) @ yhat) / inst.N
+    return inst.loss_fn.cvxpy_risk(yhat, inst.Y, inst.N, inst.K)
 
 
 def nuclear_problem(inst: Instance) -> tuple[cp.Problem, cp.Variable]:
@@ -135,9 +131,7 @@ def solve_cvxpy(inst: Instance, *, formulation: str = "nuclear", solver: str = "
     cp_name, module, default_iters = BACKENDS[name]
     if not eps > 0:
         raise ValueError(f"eps must be > 0, got {eps}")
-    if max_iters is not None and (isinstance(max_iters, bool) or int(max_iters) != max_iters or max_iters < 1):
-        raise ValueError(f"max_iters must be an integer ≥ 1 or None, got {max_iters!r}")
-    limit = default_iters if max_iters is None else int(max_iters)
+    limit = default_iters if max_iters is None else check_int("max_iters", max_iters, error=ValueError)
     problem, var = nuclear_problem(inst) if formulation == "nuclear" else lifted_problem(inst)
     extra = {"formulation": formulation, "solver_version": module.__version__, "cvxpy_version": cp.__version__}
 

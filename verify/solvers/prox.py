@@ -20,12 +20,12 @@ import time
 import numpy as np
 import scipy.linalg
 
-from theory.lemma_2_2 import balanced_factors
-from theory.linearized_model import sensing_matrix
-from theory.losses import get_loss
-from verify.certify import GAP_RTOL, certify
-from verify.instance import Instance, InstanceError
+from theory.lemma_2_2 import balanced_lift
+from theory.linearized_model import sensing_matrix, sensing_norm_squared
+from verify.certify import certify
+from verify.instance import Instance, InstanceError, check_int
 from verify.results import Certificate, SolveResult, SolveStatus
+from verify.tolerances import GAP_RTOL
 
 
 def singular_value_threshold(Z: np.ndarray, tau: float) -> tuple[np.ndarray, float]:
@@ -42,23 +42,15 @@ def singular_value_threshold(Z: np.ndarray, tau: float) -> tuple[np.ndarray, flo
 
 
 def lipschitz_constant(inst: Instance) -> float:
-    """L = hessian_bound(ℓ) · ‖A‖²_op / N, an upper bound on λ_max(∇²L̂).
-
-    ‖A‖²_op = λ_max(A Aᵀ) from the (NK, NK) Gram matrix of the (NK, mn) sensing matrix.
-    """
-    A = sensing_matrix(inst.G)  # (NK, mn) view of G
-    gram = A @ A.T  # (NK, NK)
-    a_op2 = float(scipy.linalg.eigvalsh(gram, subset_by_index=[inst.kn - 1, inst.kn - 1])[0])
-    return get_loss(inst.loss).hessian_bound * a_op2 / inst.N
+    """L = hessian_bound(ℓ) · ‖A‖²_op / N, an upper bound on λ_max(∇²L̂) (``sensing_norm_squared``)."""
+    return inst.loss_fn.hessian_bound * sensing_norm_squared(inst.G) / inst.N
 
 
 def _check_options(tol, max_iter, time_limit, check_every) -> None:
     if not tol > 0:
         raise ValueError(f"tol must be > 0, got {tol}")
-    if isinstance(max_iter, bool) or int(max_iter) != max_iter or max_iter < 0:
-        raise ValueError(f"max_iter must be an integer ≥ 0, got {max_iter!r}")
-    if isinstance(check_every, bool) or int(check_every) != check_every or check_every < 1:
-        raise ValueError(f"check_every must be an integer ≥ 1, got {check_every!r}")
+    check_int("max_iter", max_iter, minimum=0, error=ValueError)
+    check_int("check_every", check_every, error=ValueError)
     if time_limit is not None and not time_limit > 0:
         raise ValueError(f"time_limit must be > 0 seconds or None, got {time_limit}")
 
@@ -92,7 +84,7 @@ def solve_prox(inst: Instance, *, tol: float = GAP_RTOL, max_iter: int = 5000, t
                             "lifted problem (Q) (use the cvxpy 'lifted' formulation or Burer–Monteiro)")
     _check_options(tol, max_iter, time_limit, check_every)
     start = time.perf_counter()
-    loss = get_loss(inst.loss)
+    loss = inst.loss_fn
     A = sensing_matrix(inst.G)  # (NK, mn) view, never copied
     f0, Y, lam, N, shape = inst.f0, inst.Y, inst.lam, inst.N, (inst.m, inst.n)
     L = lipschitz_constant(inst)
@@ -132,8 +124,7 @@ def solve_prox(inst: Instance, *, tol: float = GAP_RTOL, max_iter: int = 5000, t
     else:
         budget = f"time limit {time_limit:g} s" if out_of_time else f"max_iter = {max_iter}"
         status, message = SolveStatus.MAX_ITER, f"{budget} reached before certification: {cert.reason}"
-    u, v = balanced_factors(x, cert.rank)
     return SolveResult(solver="prox", status=status, delta=x, objective=cert.objective, solve_seconds=seconds,
-                       iterations=k, Q=np.vstack([u, v]), message=message, history=curve,
+                       iterations=k, Q=balanced_lift(x, cert.rank), message=message, history=curve,
                        extra={"lipschitz": L, "restarts": restarts, "gap_bound": cert.gap_bound,
                               "lambda_min_M": cert.lambda_min_M, "rank": cert.rank})

@@ -1,4 +1,6 @@
-"""Global-optimality certificate and second-order quantities (Section 4, Appendix A; MATH.md §2).
+"""Optimality formulas: the certificate matrix M, ∇F_P = M Q, Hessian products, the gap bound
+(Section 4, Appendix A; MATH.md §2). The procedure that applies them is ``verify.certify``; its
+result is ``verify.results.Certificate``.
 
 Shapes: ``Q = [u; v]`` (m + n, r), ``S`` (m, n), ``M`` (m + n, m + n), ``W = [a; b]`` (m + n, r).
 
@@ -37,10 +39,23 @@ def certificate_matrix(S: np.ndarray, lam: float, P: np.ndarray | None = None) -
     return M
 
 
+def apply_M(S: np.ndarray, lam: float, Q: np.ndarray, P: np.ndarray | None = None) -> np.ndarray:
+    """M Q = [S v; Sᵀ u] + λ Q + 2 P Q for Q = [u; v] (m + n, r), without forming M (m + n, m + n).
+
+    This is ∇F_P(Q) when S = S(u vᵀ); ``verify.solvers.bm`` evaluates the same formula in torch.
+    """
+    m = S.shape[0]
+    u, v = split_factors(Q, m)
+    MQ = np.vstack([S @ v, S.T @ u]) + lam * Q
+    if P is not None:
+        MQ += 2.0 * P @ Q
+    return MQ
+
+
 def lora_gradient(G, f0, Y, loss: str, lam: float, Q, P=None) -> np.ndarray:
     """∇F_P(Q) = M(Q) Q, shape (m + n, r)."""
     u, v = split_factors(Q, G.shape[2])
-    return certificate_matrix(risk_gradient(G, f0, Y, loss, u @ v.T), lam, P) @ Q
+    return apply_M(risk_gradient(G, f0, Y, loss, u @ v.T), lam, Q, P)
 
 
 def gap_bound(objective_H: float, first_order_term: float, lambda_min_M: float, lam: float) -> float:

@@ -1,0 +1,141 @@
+"""Burer–Monteiro driver: options, the default GD step, and the multi-start solve (see the package docstring).
+
+Start points come from ``initialisation``, the objective from ``problem``, the iteration from
+``optimizers``; the driver hands back one ``SolveResult`` per start with δ, L̂_λ(δ) and F_P(Q)
+recomputed in float64 numpy.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from theory.linearized_model import sensing_norm_squared
+from verify.device import device_for
+from verify.instance import Instance, check_int
+from verify.results import SolveResult, SolveStatus
+from verify.solvers.bm.initialisation import initial_factors
+from verify.solvers.bm.optimizers import Trace, optimize
+from verify.solvers.bm.problem import TorchLoRAProblem
+from verify.tolerances import GRAD_RTOL
+
+METHODS = ("gd", "bb", "lbfgs")
+#: the torch dtypes the solver runs in, with the numpy dtype that keys GRAD_RTOL
+DTYPES = {torch.float64: np.float64, torch.float32: np.float32}
+
+
+def grad_rtol(dtype: torch.dtype) -> float:
+    """The default relative stopping tolerance for a run in ``dtype`` (``verify.tolerances.GRAD_RTOL``)."""
+    return GRAD_RTOL[np.dtype(DTYPES[dtype])]
+
+
+def safe_step(inst: Instance, Q0: np.ndarray) -> np.ndarray:
+    """Default GD step η = 1/L̄ per start, L̄ a smoothness estimate of F_P on {F_P ≤ F_P(Q0)}, shape (S,).
+
+    From ∇²F_P[W, W] = (1/N) Σ A(E)ᵀ∇²ℓ A(E) + ⟨M, W Wᵀ⟩ with ‖E‖_F ≤ √2 ‖Q‖_op ‖W‖_F (MATH.md §2):
+    L̄ = (2c/N) ‖A‖²_op R² + ‖A‖_op g + λ + 2‖P‖_F, where c bounds ∇²ℓ, R² = 2 F_P(Q0)/λ bounds ‖Q‖_F²
+    on the sublevel set (L̂ ≥ 0, ⟨P, QQᵀ⟩ ≥ 0) and g = ``Loss.residual_weights_bound`` bounds ‖V‖_F
+    there (squared: 2√(F_P(Q0)/N); cross-entropy: √(2/N)). Needs λ > 0; conservative by design (pass
+    ``lr`` to train faster).
+    """
+    if inst.lam <= 0:
+        raise ValueError("method 'gd' with λ = 0 needs an explicit lr: the sublevel set of F_P is unbounded, "
+                         "so there is no safe default step")
+    lossf = inst.loss_fn
+    a_op2 = sensing_norm_squared(inst.G)
+    F0 = np.array([inst.lora_objective(Q) for Q in Q0])
+    g = lossf.residual_weights_bound(F0, inst.N)
+    p = 0.0 if inst.P is None else 2.0 * float(np.linalg.norm(inst.P))
+    L = 2 * lossf.hessian_bound / inst.N * a_op2 * (2 * F0 / inst.lam) + np.sqrt(a_op2) * g + inst.lam + p
+    return 1.0 / L
+
+
+def _status(trace: Trace, s: int, tol: float) -> tuple[SolveStatus, str]:
+    if trace.failed[s]:
+        return SolveStatus.FAILED, "non-finite F_P or gradient (diverged)"
+    if trace.converged[s]:
+        return SolveStatus.CONVERGED, f"stopping test ‖∇F_P‖_F ≤ {tol:g}·max(1, ‖Q‖_F) passed"
+    if trace.stalled[s]:
+        return SolveStatus.INACCURATE, "line search stalled: the step no longer changes Q at working precision"
+    return SolveStatus.MAX_ITER, "time limit reached" if trace.timed_out else "iteration budget exhausted"
+
+
+def _result(inst: Instance, trace: Trace, s: int, tol: float, extra: dict) -> SolveResult:
+    """SolveResult of start s with δ = u vᵀ, L̂_λ(δ) and F_P(Q) recomputed in float64 numpy."""
+    Q = trace.Q[s]
+    delta = Q[:inst.m] @ Q[inst.m:].T
+    status, message = _status(trace, s, tol)
+    objective = F_P = float("nan")
+    if np.all(np.isfinite(Q)):
+        objective, F_P = inst.objective(delta), inst.lora_objective(Q)
+    return SolveResult(solver="bm", status=status, delta=delta, objective=objective,
+                       solve_seconds=trace.seconds, iterations=int(trace.iterations[s]), Q=Q, message=message,
+                       lifted_objective=F_P, grad_norm=float(trace.gnorm[s]), start=s, history=trace.history[s],
+                       grad_history=trace.grad_history[s], norm_history=trace.norm_history[s],
+                       extra={"evaluations": int(trace.evaluations[s]), **extra})
+
+
+def _check_options(method, lr, max_iter, grad_tol, time_limit, dtype, record_every) -> None:
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}: expected one of {METHODS}")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+    if lr is not None and not (np.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a positive finite step size, got {lr!r}")
+    check_int("max_iter", max_iter, minimum=0, error=ValueError)
+    if grad_tol is not None and not (np.isfinite(grad_tol) and grad_tol > 0):
+        raise ValueError(f"grad_tol must be a positive finite number, got {grad_tol!r}")
+    if time_limit is not None and not time_limit > 0:
+        raise ValueError(f"time_limit must be positive seconds or None, got {time_limit!r}")
+    check_int("record_every", record_every, error=ValueError)
+
+
+def solve_bm_multistart(inst: Instance, rank: int, *, starts: int = 1, init="lora",
+                        rng: np.random.Generator | None = None, method: str = "lbfgs", lr: float | None = None,
+                        max_iter: int = 20000, grad_tol: float | None = None, time_limit: float | None = None,
+                        device: str = "auto", dtype: torch.dtype = torch.float64, record_every: int = 1,
+                        Q0=None) -> list[SolveResult]:
+    """Minimize F_P over Q = [u; v] (m + n, rank) from ``starts`` starts optimized as one batch.
+
+    init, rng: see ``initial_factors`` (rng is required for "lora" and "random"); Q0, an array of
+    factors (m + n, rank) or (starts, m + n, rank), takes precedence over init.
+    method: "lbfgs" (default), "bb", or "gd" with step ``lr`` (default ``safe_step``, one per start).
+    grad_tol: per-start stopping test ‖∇F_P‖_F ≤ grad_tol · max(1, ‖Q‖_F), default ``grad_rtol(dtype)``.
+    max_iter: iterations of the batch (one trial evaluation per start each); time_limit: seconds or None.
+    Returns one SolveResult per start: Q (m + n, r) and δ = u vᵀ (m, n) in float64; objective
+    L̂_λ(δ) and lifted_objective = F_P recomputed in float64 numpy; status CONVERGED (stopping test passed),
+    MAX_ITER (budget or time limit), INACCURATE (line search stalled at working precision) or FAILED
+    (non-finite values); iterations = accepted steps; history (grad_history, norm_history) = F_P
+    (‖∇F_P‖_F, ‖Q‖_F) at Q0 and after every
+    ``record_every``-th accepted step; solve_seconds = wall time of the whole batched run, device
+    set-up included (synchronized on cuda), float64 post-processing excluded.
+    """
+    _check_options(method, lr, max_iter, grad_tol, time_limit, dtype, record_every)
+    grad_tol = grad_rtol(dtype) if grad_tol is None else float(grad_tol)
+    dev = device_for(device)
+    factors = initial_factors(inst, rank, starts, init if Q0 is None else Q0, rng)
+    steps = None
+    if method == "gd":
+        steps = np.full(factors.shape[0], float(lr)) if lr is not None else safe_step(inst, factors)
+    t0 = time.perf_counter()
+    prob = TorchLoRAProblem.from_instance(inst, dev, dtype)
+    lr_t = None if steps is None else torch.as_tensor(steps, dtype=dtype, device=dev)
+    trace = optimize(prob, torch.as_tensor(factors, dtype=dtype, device=dev), method, lr_t, grad_tol,
+                     int(max_iter), time_limit, int(record_every), t0)
+    extra = {"device": str(dev), "method": method, "init": init if Q0 is None and isinstance(init, str) else "array",
+             "dtype": str(dtype).removeprefix("torch."), "grad_tol": grad_tol}
+    results = []
+    for s in range(factors.shape[0]):
+        step_info = {} if steps is None else {"lr": float(steps[s])}
+        results.append(_result(inst, trace, s, grad_tol, {**extra, **step_info}))
+    return results
+
+
+def solve_bm(inst: Instance, rank: int, **kw) -> SolveResult:
+    """The best start (smallest float64 F_P, failed starts last) of ``solve_bm_multistart``;
+    extra["starts"] = number of starts."""
+    results = solve_bm_multistart(inst, rank, **kw)
+    best = min(results, key=lambda r: (r.status == SolveStatus.FAILED, np.nan_to_num(r.lifted_objective, nan=np.inf)))
+    best.extra["starts"] = len(results)
+    return best
