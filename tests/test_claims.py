@@ -17,12 +17,13 @@ from theory.thresholds import existence_rank_bound, no_spurious_rank, triangular
 from verify import report, synthetic
 from verify.certify import certify
 from verify.claims import all_claims
-from verify.claims.base import Context, verdict_equality, verdict_from_margin
+from verify.claims.base import Context
 from verify.claims.generalization_claims import binomial_verdict
-from verify.claims.landscape_claims import RANK_DEFICIENT_RTOL, study
-from verify.landscape import PERTURBATIONS, counts, random_perturbation
+from verify.claims.verdicts import verdict_equality, verdict_from_margin
+from verify.experiments.landscape import PERTURBATIONS, counts, random_perturbation, study
 from verify.results import Verdict
 from verify.solvers.bm import solve_bm
+from verify.tolerances import RANK_DEFICIENT_RTOL
 
 seeds = st.integers(0, 2**32 - 1)
 #: claims whose full run is too long for CI (the real-model section); they run under -m slow

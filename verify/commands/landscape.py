@@ -10,7 +10,7 @@ import numpy as np
 
 from theory.thresholds import theorem_4_1_applies
 from verify.instance import load_instance
-from verify.landscape import PERTURBATIONS, classify, counts, random_perturbation
+from verify.experiments.landscape import PERTURBATIONS, classify, counts, random_perturbation
 from verify.solvers.bm import solve_bm_multistart
 
 
