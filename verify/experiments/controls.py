@@ -22,7 +22,8 @@ def perturbed_point(Q: np.ndarray, rng: np.random.Generator, noise: float = PERT
 
 def truncated_run(inst: Instance, rank: int, rng: np.random.Generator, device: str, init: str = "lora",
                   steps: int = TRUNCATED_STEPS) -> SolveResult:
-    """One start of the default LoRA solver stopped after ``steps`` iterations (status MAX_ITER)."""
+    """One start of the default LoRA solver stopped after ``steps`` iterations (trial points; at most
+    ``steps`` accepted steps), status MAX_ITER."""
     return solve_bm_multistart(inst, rank, starts=1, init=init, rng=rng, max_iter=steps, device=device)[0]
 
 
