@@ -21,7 +21,8 @@ DATA = {
     "rank_reduction": figure_data.rank_reduction([("a", [5, 4, 3], 3)]),
     "training_curves": figure_data.training_curves(
         RankSpeed(0.5, True, 1, 0.1, {1: _run([1.0, 0.7, 0.5])}, _run([1.0, 0.5])), "t"),
-    "spurious_fraction": figure_data.spurious_fraction([figure_data.spurious_series("s", 4, [1, 2, 3], [0.5, 0.1, 0.0], 3)]),
+    "spurious_fraction": figure_data.spurious_fraction(
+        [figure_data.spurious_series("s", 4, [1, 2, 3], [0.5, 0.1, 0.0], 3)]),
     "excess_risk": figure_data.excess_risk([16, 64], [1.0, 0.5], 0.9, {16: np.array([0.1, 0.2]), 64: np.array([0.05])}),
     "rademacher": figure_data.rademacher({4: RademacherEstimate(0.6, 0.0, 1.0), 16: RademacherEstimate(0.3, 0.01, 1.0)},
                                          {4: 1.0, 16: 0.5}),

@@ -38,21 +38,37 @@ RANKS = [1, 2, 4, 8, 11, 16]
 
 
 @dataclass(frozen=True)
-class EntkConfig:
+class OptimumConfig:
     #: seconds of FISTA (full fine-tuning) beside the certified LoRA optimum
     prox_seconds: float
-    #: Theorem 4.1: starts and their initialisation
+
+
+@dataclass(frozen=True)
+class LandscapeConfig:
+    #: starts of the multi-start study and their initialisation
     starts: int
     init: str
-    #: Lemma C.4: Monte-Carlo sign draws
+
+
+@dataclass(frozen=True)
+class Section6Config:
+    #: gradient-descent steps per rank (and FISTA iterations), FISTA's time limit in seconds
+    steps: int
+    prox_seconds: float
+
+
+@dataclass(frozen=True)
+class RademacherConfig:
+    #: Monte-Carlo sign draws
     draws: int
-    #: Section 6: gradient-descent steps per rank (and FISTA iterations), FISTA's time limit in seconds
-    steps: int = 3000
-    section_6_prox_seconds: float = 1200
 
 
-CONFIG = Profiles(quick=EntkConfig(prox_seconds=10, starts=2, init="lora", draws=16),
-                  full=EntkConfig(prox_seconds=600, starts=8, init="random", draws=400))
+OPTIMUM = Profiles(quick=OptimumConfig(prox_seconds=10), full=OptimumConfig(prox_seconds=600))
+THEOREM_4_1 = Profiles(quick=LandscapeConfig(starts=2, init="lora"), full=LandscapeConfig(starts=8, init="random"))
+#: one setting in both profiles: the experiment is run once, with --only (it is in the full profile only)
+SECTION_6 = Profiles(quick=Section6Config(steps=3000, prox_seconds=1200),
+                     full=Section6Config(steps=3000, prox_seconds=1200))
+LEMMA_C4 = Profiles(quick=RademacherConfig(draws=16), full=RademacherConfig(draws=400))
 
 
 @lru_cache(maxsize=2)
@@ -100,7 +116,7 @@ def run_certified_optimum(ctx: Context) -> ClaimOutcome:
         task = task_for(ctx)
         inst = task.train
         res, c = optimum_for(ctx)
-        prox = solve_prox(inst, tol=GAP_RTOL, time_limit=CONFIG.of(ctx).prox_seconds)
+        prox = solve_prox(inst, tol=GAP_RTOL, time_limit=OPTIMUM.of(ctx).prox_seconds)
         cp = certify_result(inst, prox)
         certified, margin = certificate_verdict(c)
         verdict = combine([certified,
@@ -130,13 +146,14 @@ def run_theorem_4_1_real(ctx: Context) -> ClaimOutcome:
         rng = ctx.rng("entk/theorem_4_1")
         inst = task.train.with_(P=random_perturbation(rng, task.train.m + task.train.n, "full_rank", 1e-6))
         r = no_spurious_rank(inst.kn)
-        cfg = CONFIG.of(ctx)
+        cfg = THEOREM_4_1.of(ctx)
         points = study(inst, r, cfg.starts, rng, ctx.device, init=cfg.init)
         verdict, margin = landscape_verdict(points)
         truncated = certify_result(inst, truncated_run(inst, r, rng, ctx.device, init="random"))
     details = {"counts": str(counts(points)), "LoRA rank": r, "‖P‖_F": 1e-6,
                "max σ_r(Q)/σ_1(Q)": max(p.sigma_r_ratio for p in points)}
-    check = CheckResult("entk_theorem_4_1", f"On the real instance, {cfg.starts} {cfg.init}-initialised starts of LoRA at r = {r} "
+    check = CheckResult("entk_theorem_4_1", f"On the real instance, {cfg.starts} {cfg.init}-initialised starts of LoRA "
+                        f"at r = {r} "
                         "(r(r+1)/2 > KN = 64) with a full-rank P ⪰ 0 all end at certified global minima.",
                         "Theorem 4.1", verdict, margin, [_name(task)], t.seconds, details)
     ctrl = control("entk_truncated_run", "entk_theorem_4_1",
@@ -149,13 +166,13 @@ def run_section_6_real(ctx: Context) -> ClaimOutcome:
     """The paper's Section 6 experiment on the linearized model: LoRA GD at ranks {1, 2, 4, 8, 11, 16}
     (all in one batch: a rank-r run is a rank-16 run with 16 − r zero columns, which GD keeps at 0)
     beside full fine-tuning (FISTA), λ = 0.01, cross-entropy."""
-    cfg = CONFIG.of(ctx)
+    cfg = SECTION_6.of(ctx)
     with Timer() as t:
         task = task_for(ctx)
         inst = task.train
         opt, _ = optimum_for(ctx)
         u0 = initial_factors(inst, max(RANKS), 1, "lora", ctx.rng("entk/s6"))[0]
-        rs = rank_speed(inst, RANKS, u0, opt, cfg.steps, ctx.device, prox_time_limit=cfg.section_6_prox_seconds)
+        rs = rank_speed(inst, RANKS, u0, opt, cfg.steps, ctx.device, prox_time_limit=cfg.prox_seconds)
         verdict, margin, extra = rank_speed_verdict(rs.iterations(), rs.optimum_rank, rs.optimum_certified)
     details = {f"rank {r}": f"iterations to within {run.iterations} of the optimum; test accuracy "
                             f"{entk.test_accuracy(task.test, run.result.delta):.3f}" for r, run in rs.runs.items()}
@@ -198,12 +215,13 @@ def run_ntk_regime(ctx: Context) -> ClaimOutcome:
 
 
 def run_rademacher_real(ctx: Context) -> ClaimOutcome:
-    draws = CONFIG.of(ctx).draws
+    draws = LEMMA_C4.of(ctx).draws
     with Timer() as t:
         task = task_for(ctx)
         G = task.train.G
         stats = {G.shape[0]: estimate(G, ctx.rng("entk/signs"), draws)}
-        verdict, margin, rows = rademacher_verdict(stats, G.shape[1], lambda R, K, N: gen.rademacher_bound(R, 1.0, K, N))
+        bound = lambda R, K, N: gen.rademacher_bound(R, 1.0, K, N)  # noqa: E731
+        verdict, margin, rows = rademacher_verdict(stats, G.shape[1], bound)
     check = CheckResult("entk_lemma_c4", "On the real sensing tensor, the exact Rademacher complexity (dual norm per "
                         f"sign draw, {draws} draws) is ≤ R D √K/√N with R = max ‖G[i, j]‖_F.", "Lemma C.4",
                         verdict, margin, [_name(task)], t.seconds, rows)

@@ -139,8 +139,9 @@ def run_kim_zero_init(ctx: Context) -> ClaimOutcome:
             rows[names[-1]] = f"LoRA init: {counts(lora)}; random init: {counts(rand)}"
     inst, cref = cases[KIM_CONTROL_CASE]
     trunc = truncated_run(inst, cref.rank + 1, ctx.rng("kim/truncated"), ctx.device)
-    ctrl = control("kim_truncated_run", "kim_zero_init", f"LoRA-init end point of a run stopped after {TRUNCATED_STEPS} "
-                   f"iterations on {inst.name} claimed global", *certificate_verdict(certify_result(inst, trunc)))
+    ctrl = control("kim_truncated_run", "kim_zero_init", f"LoRA-init end point of a run stopped after "
+                   f"{TRUNCATED_STEPS} iterations on {inst.name} claimed global",
+                   *certificate_verdict(certify_result(inst, trunc)))
     check = CheckResult("kim_zero_init", "With LoRA rank r > r* (rank of the certified global minimizer) but below the "
                         "Thm 4.1 threshold, LoRA training from zero (LoRA) initialisation ends at a certified global "
                         "minimum.", "Kim, Kim, Ryu 2025", combine(verdicts), float(min(margins, default=np.nan)),

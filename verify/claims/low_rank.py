@@ -173,7 +173,8 @@ def evaluate_figure_1(ctx: Context, expected_points_b: int = 2, c_has_rank1: boo
     found = _slice_rank1_minima("a", rng, starts)
     glob = found[found[:, 2] <= tol]
     out["a_distinct_rank1_minima_found"] = _count_clusters(glob[:, :2], TOY_CLUSTER_RADIUS)
-    verdicts.append(Verdict.HOLDS if a_ok and out["a_distinct_rank1_minima_found"] > TOY_CURVE_MIN_POINTS else Verdict.VIOLATED)
+    spread = out["a_distinct_rank1_minima_found"] > TOY_CURVE_MIN_POINTS
+    verdicts.append(Verdict.HOLDS if a_ok and spread else Verdict.VIOLATED)
     # (b): exactly two points
     found = _slice_rank1_minima("b", rng, starts)
     glob = found[found[:, 2] <= tol]
