@@ -23,8 +23,10 @@ END_POINT_MAX_ITER = 20000
 
 
 def local_step(inst: Instance, Q_opt: np.ndarray) -> float:
-    """GD step 1/λ_max(∇²F_P at a certified optimum Q_opt (m + n, r)): the largest stable step near it."""
-    lmax = float(sla.eigsh(hessian_operator(inst, Q_opt), k=1, which="LA", return_eigenvectors=False)[0])
+    """GD step 1/λ_max(∇²F_P at a certified optimum Q_opt (m + n, r)): the largest stable step near it.
+    Lanczos starts from a fixed vector, so the step is the same on every run (ARPACK's default start is random)."""
+    v0 = np.ones(Q_opt.size) / np.sqrt(Q_opt.size)
+    lmax = float(sla.eigsh(hessian_operator(inst, Q_opt), k=1, which="LA", v0=v0, return_eigenvectors=False)[0])
     return 1.0 / lmax
 
 
