@@ -1,22 +1,41 @@
-"""Every figure drawer renders a PNG from plain-JSON data of the shape its claim produces."""
+"""Every figure drawer renders a PNG from the plain-JSON data that the claims build (verify.experiments.figure_data)."""
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 
 from verify import figures
+from verify.experiments import figure_data
+from verify.experiments.rademacher import RademacherEstimate
+from verify.experiments.rank_speed import RankSpeed, Run
 
+
+def _run(history):
+    return Run(history, {"0.001": None}, False, result=None)
+
+
+#: one example per drawer, built the way the claims build it
 DATA = {
-    "rank_reduction": {"paths": [{"label": "a", "ranks": [5, 4, 3], "bound": 3}]},
-    "training_curves": {"optimum": 0.5, "curves": [{"label": "r=1", "history": [1.0, 0.7, 0.5]}], "title": "t"},
-    "spurious_fraction": {"series": [{"label": "s", "kn": 4, "ranks": [1, 2, 3], "fractions": [0.5, 0.1, 0.0],
-                                      "threshold": 3}]},
-    "excess_risk": {"N": [16, 64], "bound": [1.0, 0.5], "observed_quantile": [0.1, 0.05],
-                    "observed_mean": [0.08, 0.04], "quantile": 0.9},
-    "rademacher": {"N": [4, 16], "bound": [1.0, 0.5], "exact": [0.6, 0.3]},
+    "rank_reduction": figure_data.rank_reduction([("a", [5, 4, 3], 3)]),
+    "training_curves": figure_data.training_curves(
+        RankSpeed(0.5, True, 1, 0.1, {1: _run([1.0, 0.7, 0.5])}, _run([1.0, 0.5])), "t"),
+    "spurious_fraction": figure_data.spurious_fraction(
+        [figure_data.spurious_series("s", 4, [1, 2, 3], [0.5, 0.1, 0.0], 3)]),
+    "excess_risk": figure_data.excess_risk([16, 64], [1.0, 0.5], 0.9, {16: np.array([0.1, 0.2]), 64: np.array([0.05])}),
+    "rademacher": figure_data.rademacher({4: RademacherEstimate(0.6, 0.0, 1.0), 16: RademacherEstimate(0.3, 0.01, 1.0)},
+                                         {4: 1.0, 16: 0.5}),
 }
+
+
+def test_every_drawer_has_an_example():
+    assert sorted(DATA) == sorted(figures.DRAWERS)
 
 
 @pytest.mark.parametrize("kind", sorted(figures.DRAWERS))
 def test_drawer_writes_a_png(tmp_path, kind):
-    path = figures.draw(kind, DATA[kind], tmp_path / f"{kind}.png")
+    data = json.loads(json.dumps(DATA[kind]))  # what a resumed report reads back from its cache
+    assert data.get("kind", kind) == kind
+    path = figures.draw(kind, data, tmp_path / f"{kind}.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

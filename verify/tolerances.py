@@ -49,3 +49,41 @@ SOSP_EIG_RTOL = 1e-9
 SOSP_RESIDUAL_RTOL = 1e-8
 #: rounding allowance between two float64 computations of one Hessian eigenvalue, relative to ‖∇²F_P‖
 SOSP_ROUNDING_RTOL = 1e-9
+
+
+# claims
+# Tolerances that decide the verdicts of ``verify.claims`` (the theorems' own parameters, such as ε and
+# η of Theorem 5.1, stay beside their claims).
+
+#: Lemma 2.2: relative error of ‖δ‖_* = ½(‖u‖² + ‖v‖²) accepted as equality
+LEMMA_2_2_RTOL = 100 * EXACT_RTOL[np.dtype(np.float64)]
+#: Theorem 3.1 step 2: |⟨(λ/2)I + P, QWQᵀ⟩| relative residual accepted as zero
+LINEAR_TERM_TOL = 1e-8
+#: λ = 0 convex case: ‖∇L̂(δ)‖_F at or below this is first-order optimality (float64)
+KKT_TOL = 1e-10
+#: Figure 1 toy examples: a value ≤ TOY_VALUE_TOL above the global minimum is a global minimum; local minima
+#: closer than TOY_CLUSTER_RADIUS are one; the rank-1 infimum of (c) must exceed the minimum by TOY_GAP_TOL;
+#: the rank-1 minima of (a) form a curve when more than TOY_CURVE_MIN_POINTS distinct ones are found
+TOY_VALUE_TOL = 1e-9
+TOY_CLUSTER_RADIUS = 1e-3
+TOY_GAP_TOL = 1e-6
+TOY_CURVE_MIN_POINTS = 10
+#: Theorem 4.1's proof step: σ_r(Q)/σ_1(Q) at or below this counts as rank deficient
+RANK_DEFICIENT_RTOL = 1e-3
+#: saddle escape, in units of the certificate's GAP_RTOL: a relative decrease below F(0) of at most
+#: SADDLE_AT_RTOL·GAP_RTOL is an end at the saddle, of at least SADDLE_ESCAPE_RTOL·GAP_RTOL an escape
+SADDLE_AT_RTOL, SADDLE_ESCAPE_RTOL = 1.0, 10.0
+#: Section 6: relative distances to the certified optimum at which iteration counts are read; the first
+#: (a training-loss plot's resolution) decides the verdict, the second is reported
+RANK_SPEED_RTOLS = (1e-3, 1e-6)
+#: Section 6: −Spearman ρ(rank, iterations) above this holds, below its negative is violated
+RANK_SPEED_RHO_TOL = 0.5
+#: Mu & Klabjan: min_T (1 − T^p·min ‖∇‖²/C) above this holds, below its negative is violated
+RATE_MARGIN_TOL = 1e-9
+#: significance level of the one-sided binomial tests (Theorem 5.1)
+BINOMIAL_ALPHA = 0.05
+#: Lemma C.4: the Monte-Carlo mean must clear the bound by this many standard errors
+RADEMACHER_SE = 3.0
+#: NTK regime: relative linearization error at the solution accepted as "linear"; above NTK_REFUTE the
+#: linearization is refuted; between them INCONCLUSIVE
+NTK_ACCEPT, NTK_REFUTE = 0.1, 0.3

@@ -1,7 +1,8 @@
-"""The vocabulary of claims: a claim's spec, its run context, verdicts from margins, and controls.
+"""The vocabulary of claims: a claim's spec, its run context, its settings per profile, and controls.
 
 Every claim returns a ``CheckResult`` (verdict, signed margin: > 0 means the claim holds with that
 slack) and a list of ``ControlResult``: planted false variants that the same check must catch.
+Verdict rules live in ``verify.claims.verdicts``, the experiments in ``verify.experiments``.
 """
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Generic, TypeVar
 
 import numpy as np
 
 from verify.results import CheckResult, Verdict
+
+C = TypeVar("C")
 
 
 @dataclass
@@ -31,6 +34,20 @@ class Context:
 
     def rng(self, key: str) -> np.random.Generator:
         return np.random.default_rng(np.random.SeedSequence([self.seed, zlib.crc32(key.encode())]))
+
+
+@dataclass(frozen=True)
+class Profiles(Generic[C]):
+    """A claim's settings per report profile: ``CONFIG = Profiles(quick=…, full=…)``, ``cfg = CONFIG.of(ctx)``.
+
+    Each claim keeps its settings in one small frozen dataclass; nothing else branches on the profile.
+    """
+
+    quick: C
+    full: C
+
+    def of(self, ctx: Context) -> C:
+        return self.quick if ctx.quick else self.full
 
 
 @dataclass
@@ -64,37 +81,6 @@ class ClaimSpec:
     section: str = "Jang, Lee, Ryu (ICML 2024) on synthetic instances"
     #: the report profiles that run this claim (``--only`` runs it in any profile)
     profiles: tuple[str, ...] = ("quick", "full")
-
-
-def verdict_equality(error: float, tol: float, refute_factor: float = 100.0) -> Verdict:
-    """Equality claims: HOLDS if error ≤ tol, VIOLATED if error > refute_factor·tol, else INCONCLUSIVE."""
-    if not np.isfinite(error):
-        return Verdict.INCONCLUSIVE
-    if error <= tol:
-        return Verdict.HOLDS
-    return Verdict.VIOLATED if error > refute_factor * tol else Verdict.INCONCLUSIVE
-
-
-def verdict_from_margin(margin: float, tol: float, conclusive: bool = True) -> Verdict:
-    """HOLDS if margin > tol, VIOLATED if margin < −tol, else (or if not conclusive) INCONCLUSIVE."""
-    if not conclusive or not np.isfinite(margin):
-        return Verdict.INCONCLUSIVE
-    if margin > tol:
-        return Verdict.HOLDS
-    if margin < -tol:
-        return Verdict.VIOLATED
-    return Verdict.INCONCLUSIVE
-
-
-def combine(verdicts: list[Verdict]) -> Verdict:
-    """VIOLATED if any is, else INCONCLUSIVE if any is, else HOLDS (empty → INCONCLUSIVE)."""
-    if not verdicts:
-        return Verdict.INCONCLUSIVE
-    if Verdict.VIOLATED in verdicts:
-        return Verdict.VIOLATED
-    if Verdict.INCONCLUSIVE in verdicts:
-        return Verdict.INCONCLUSIVE
-    return Verdict.HOLDS
 
 
 def control(id: str, claim: str, description: str, verdict: Verdict, margin: float) -> ControlResult:

@@ -7,6 +7,7 @@ later quick run reuses it.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,23 +16,59 @@ import numpy as np
 from theory.thresholds import existence_rank_bound, no_spurious_rank
 from theory import generalization as gen
 from verify import entk, real_task
-from verify.certify import GAP_RTOL, certify
-from verify.claims.base import ClaimOutcome, ClaimSpec, Context, Timer, combine, control, verdict_from_margin
-from verify.claims.followups import RANK_SPEED_RTOLS, evaluate_rank_speed, iterations_to_optimum, local_step
-from verify.claims.generalization_claims import evaluate_rademacher
-from verify.claims.landscape_claims import _landscape_verdict
+from verify.certify import GAP_RTOL, certify, certify_result
+from verify.claims.base import ClaimOutcome, ClaimSpec, Context, Profiles, Timer, control
+from verify.claims.verdicts import (certificate_verdict, combine, landscape_verdict, rademacher_verdict,
+                                    rank_speed_verdict, verdict_from_margin)
+from verify.experiments import figure_data
+from verify.experiments.controls import (TRUNCATED_STEPS, perturbed_point, planted_counts, rademacher_wrong_power,
+                                         truncated_run)
+from verify.experiments.landscape import counts, random_perturbation, study
+from verify.experiments.rademacher import estimate
+from verify.experiments.rank_speed import rank_speed
 from verify.instance import load_instance
-from verify.landscape import classify, counts, random_perturbation
 from verify.results import CheckResult, Verdict
-from verify.solvers.bm import initial_factors, solve_bm, solve_bm_multistart
+from verify.solvers.bm import initial_factors, solve_bm
 from verify.solvers.prox import solve_prox
+from verify.tolerances import NTK_ACCEPT, NTK_REFUTE
 
 SECTION = "Empirical NTK of all-MiniLM-L6-v2 (N = 32, K = 2, query + value of the last layer, 768×768)"
 N_TRAIN, LAM = 32, 0.01
 RANKS = [1, 2, 4, 8, 11, 16]
-#: NTK-regime check: relative linearization error at the solution accepted as "linear"; above
-#: NTK_REFUTE the linearization is refuted; between them INCONCLUSIVE
-NTK_ACCEPT, NTK_REFUTE = 0.1, 0.3
+
+
+@dataclass(frozen=True)
+class OptimumConfig:
+    #: seconds of FISTA (full fine-tuning) beside the certified LoRA optimum
+    prox_seconds: float
+
+
+@dataclass(frozen=True)
+class LandscapeConfig:
+    #: starts of the multi-start study and their initialisation
+    starts: int
+    init: str
+
+
+@dataclass(frozen=True)
+class Section6Config:
+    #: gradient-descent steps per rank (and FISTA iterations), FISTA's time limit in seconds
+    steps: int
+    prox_seconds: float
+
+
+@dataclass(frozen=True)
+class RademacherConfig:
+    #: Monte-Carlo sign draws
+    draws: int
+
+
+OPTIMUM = Profiles(quick=OptimumConfig(prox_seconds=10), full=OptimumConfig(prox_seconds=600))
+THEOREM_4_1 = Profiles(quick=LandscapeConfig(starts=2, init="lora"), full=LandscapeConfig(starts=8, init="random"))
+#: one setting in both profiles: the experiment is run once, with --only (it is in the full profile only)
+SECTION_6 = Profiles(quick=Section6Config(steps=3000, prox_seconds=1200),
+                     full=Section6Config(steps=3000, prox_seconds=1200))
+LEMMA_C4 = Profiles(quick=RademacherConfig(draws=16), full=RademacherConfig(draws=400))
 
 
 @lru_cache(maxsize=2)
@@ -61,7 +98,7 @@ def _optimum(cache_root: str, seed: int, device: str):
     task = _task(cache_root, seed)
     res = solve_bm(task.train, no_spurious_rank(task.train.kn), starts=1, init="lora",
                    rng=np.random.default_rng(seed), device=device)
-    return res, certify(task.train, Q=res.Q)
+    return res, certify_result(task.train, res)
 
 
 def optimum_for(ctx: Context):
@@ -79,11 +116,10 @@ def run_certified_optimum(ctx: Context) -> ClaimOutcome:
         task = task_for(ctx)
         inst = task.train
         res, c = optimum_for(ctx)
-        prox = solve_prox(inst, tol=GAP_RTOL, time_limit=10 if ctx.quick else 600)
-        cp = certify(inst, delta=prox.delta)
-        scale = max(1.0, abs(c.objective))
-        margin = (GAP_RTOL * scale - c.gap_bound) / scale
-        verdict = combine([verdict_from_margin(margin, 0.0),
+        prox = solve_prox(inst, tol=GAP_RTOL, time_limit=OPTIMUM.of(ctx).prox_seconds)
+        cp = certify_result(inst, prox)
+        certified, margin = certificate_verdict(c)
+        verdict = combine([certified,
                            verdict_from_margin(existence_rank_bound(inst.kn) - c.rank + 0.5, 0.0)])
     details = {"LoRA rank": res.Q.shape[1], "objective L̂_λ": c.objective, "gap bound": c.gap_bound,
                "λ_min(M)": c.lambda_min_M, "rank of the optimum": c.rank,
@@ -98,12 +134,9 @@ def run_certified_optimum(ctx: Context) -> ClaimOutcome:
     check = CheckResult("entk_certified_optimum", "LoRA at the Thm 4.1 rank reaches a certified global optimum of the "
                         "linearized fine-tuning problem, whose rank obeys Thm 3.1 (r(r+1)/2 ≤ KN).",
                         "Theorems 3.1, 4.1; MATH.md §2 certificate", verdict, margin, [_name(task)], t.seconds, details)
-    rng = ctx.rng("entk/perturbed")
-    bad = res.Q + 1e-2 * np.linalg.norm(res.Q) * rng.standard_normal(res.Q.shape) / np.sqrt(res.Q.size)
-    cb = certify(inst, Q=bad)
-    m_bad = (GAP_RTOL * max(1.0, abs(cb.objective)) - cb.gap_bound) / max(1.0, abs(cb.objective))
+    bad = certify(inst, Q=perturbed_point(res.Q, ctx.rng("entk/perturbed")))
     ctrl = control("entk_certificate_perturbed", "entk_certified_optimum",
-                   "certificate fed the real optimum with 1% noise", verdict_from_margin(m_bad, 0.0), m_bad)
+                   "certificate fed the real optimum with 1% noise", *certificate_verdict(bad))
     return ClaimOutcome(check, [ctrl])
 
 
@@ -113,20 +146,19 @@ def run_theorem_4_1_real(ctx: Context) -> ClaimOutcome:
         rng = ctx.rng("entk/theorem_4_1")
         inst = task.train.with_(P=random_perturbation(rng, task.train.m + task.train.n, "full_rank", 1e-6))
         r = no_spurious_rank(inst.kn)
-        starts, init = (2, "lora") if ctx.quick else (8, "random")
-        results = solve_bm_multistart(inst, r, starts=starts, init=init, rng=rng, device=ctx.device)
-        points = classify(inst, results)
-        verdict, margin = _landscape_verdict(points)
-        truncated = solve_bm_multistart(inst, r, starts=1, init="random", rng=rng, max_iter=3, device=ctx.device)
-        ct = certify(inst, Q=truncated[0].Q)
+        cfg = THEOREM_4_1.of(ctx)
+        points = study(inst, r, cfg.starts, rng, ctx.device, init=cfg.init)
+        verdict, margin = landscape_verdict(points)
+        truncated = certify_result(inst, truncated_run(inst, r, rng, ctx.device, init="random"))
     details = {"counts": str(counts(points)), "LoRA rank": r, "‖P‖_F": 1e-6,
                "max σ_r(Q)/σ_1(Q)": max(p.sigma_r_ratio for p in points)}
-    check = CheckResult("entk_theorem_4_1", f"On the real instance, {starts} {init}-initialised starts of LoRA at r = {r} "
+    check = CheckResult("entk_theorem_4_1", f"On the real instance, {cfg.starts} {cfg.init}-initialised starts of LoRA "
+                        f"at r = {r} "
                         "(r(r+1)/2 > KN = 64) with a full-rank P ⪰ 0 all end at certified global minima.",
                         "Theorem 4.1", verdict, margin, [_name(task)], t.seconds, details)
-    mt = (GAP_RTOL * max(1.0, abs(ct.objective)) - ct.gap_bound) / max(1.0, abs(ct.objective))
-    ctrl = control("entk_truncated_run", "entk_theorem_4_1", "end point of a run stopped after 3 iterations claimed global",
-                   verdict_from_margin(mt, 0.0), mt)
+    ctrl = control("entk_truncated_run", "entk_theorem_4_1",
+                   f"end point of a run stopped after {TRUNCATED_STEPS} iterations claimed global",
+                   *certificate_verdict(truncated))
     return ClaimOutcome(check, [ctrl])
 
 
@@ -134,42 +166,25 @@ def run_section_6_real(ctx: Context) -> ClaimOutcome:
     """The paper's Section 6 experiment on the linearized model: LoRA GD at ranks {1, 2, 4, 8, 11, 16}
     (all in one batch: a rank-r run is a rank-16 run with 16 − r zero columns, which GD keeps at 0)
     beside full fine-tuning (FISTA), λ = 0.01, cross-entropy."""
-    iters = 3000
+    cfg = SECTION_6.of(ctx)
     with Timer() as t:
         task = task_for(ctx)
         inst = task.train
-        opt, c = optimum_for(ctx)
-        lr = 0.5 * local_step(inst, opt.Q)
+        opt, _ = optimum_for(ctx)
         u0 = initial_factors(inst, max(RANKS), 1, "lora", ctx.rng("entk/s6"))[0]
-        Q0 = np.zeros((len(RANKS),) + u0.shape)
-        for i, r in enumerate(RANKS):
-            Q0[i, :, :r] = u0[:, :r]
-        runs = solve_bm_multistart(inst, max(RANKS), starts=len(RANKS), Q0=Q0, method="gd", lr=lr, max_iter=iters,
-                                   grad_tol=1e-14, device=ctx.device)
-        prox = solve_prox(inst, tol=GAP_RTOL, max_iter=iters, time_limit=1200)
-        data = {"optimum": c.objective, "optimum_certified": c.certified, "optimum_rank": c.rank,
-                "runs": {r: {"iterations": {f"{rt:g}": iterations_to_optimum(res.history, c.objective, rt)
-                                            for rt in RANK_SPEED_RTOLS},
-                             "history": res.history,
-                             "test_accuracy": entk.test_accuracy(task.test, res.delta)}
-                         for r, res in zip(RANKS, runs)}}
-        verdict, margin, extra = evaluate_rank_speed(data)
-    details = {f"rank {r}": f"iterations to within {v['iterations']} of the optimum; test accuracy {v['test_accuracy']:.3f}"
-               for r, v in data["runs"].items()}
-    details |= extra | {"GD step": lr, "iterations run": iters, "certified optimum": c.objective,
-                        "FISTA": f"{prox.iterations} iterations, objective {prox.objective:.6g}",
+        rs = rank_speed(inst, RANKS, u0, opt, cfg.steps, ctx.device, prox_time_limit=cfg.prox_seconds)
+        verdict, margin, extra = rank_speed_verdict(rs.iterations(), rs.optimum_rank, rs.optimum_certified)
+    details = {f"rank {r}": f"iterations to within {run.iterations} of the optimum; test accuracy "
+                            f"{entk.test_accuracy(task.test, run.result.delta):.3f}" for r, run in rs.runs.items()}
+    details |= extra | {"GD step": rs.lr, "iterations run": cfg.steps, "certified optimum": rs.optimum,
+                        "FISTA": f"{rs.prox.result.iterations} iterations, objective {rs.prox.result.objective:.6g}",
                         "test accuracy at the optimum": entk.test_accuracy(task.test, opt.delta)}
     check = CheckResult("entk_section_6", "Linearized LoRA training at ranks {1, 2, 4, 8, 11, 16} and full fine-tuning "
                         "approach the same certified optimum; lower rank converges more slowly.",
                         "Section 6, Figure 2", verdict, margin, [_name(task)], t.seconds, details)
-    planted = {**data, "runs": {r: {**v, "iterations": {k: 100 * r for k in v["iterations"]}}
-                                for r, v in data["runs"].items()}}
-    v, m, _ = evaluate_rank_speed(planted)
+    v, m, _ = rank_speed_verdict(planted_counts(rs.runs), rs.optimum_rank, rs.optimum_certified)
     ctrl = control("entk_section_6_planted_counts", "entk_section_6", "planted iteration counts that grow with the rank", v, m)
-    curves = [{"label": f"LoRA r={r}", "history": res.history} for r, res in zip(RANKS, runs)]
-    curves.append({"label": "full fine-tuning (FISTA)", "history": prox.history})
-    fig = {"kind": "training_curves", "optimum": c.objective, "curves": curves,
-           "title": "all-MiniLM-L6-v2 eNTK: LoRA GD by rank vs full fine-tuning"}
+    fig = figure_data.training_curves(rs, "all-MiniLM-L6-v2 eNTK: LoRA GD by rank vs full fine-tuning")
     return ClaimOutcome(check, [ctrl], {"training_curves_minilm": fig})
 
 
@@ -200,17 +215,17 @@ def run_ntk_regime(ctx: Context) -> ClaimOutcome:
 
 
 def run_rademacher_real(ctx: Context) -> ClaimOutcome:
-    draws = 16 if ctx.quick else 400
+    draws = LEMMA_C4.of(ctx).draws
     with Timer() as t:
         task = task_for(ctx)
         G = task.train.G
-        sups = gen.rademacher_sup(G, ctx.rng("entk/signs").choice([-1.0, 1.0], size=(draws,) + G.shape[:2]), 1.0)
-        stats = {G.shape[0]: (float(np.mean(sups)), float(np.std(sups) / np.sqrt(draws)), gen.sensing_radius(G))}
-        verdict, margin, rows = evaluate_rademacher(stats, G.shape[1], lambda R, K, N: gen.rademacher_bound(R, 1.0, K, N))
+        stats = {G.shape[0]: estimate(G, ctx.rng("entk/signs"), draws)}
+        bound = lambda R, K, N: gen.rademacher_bound(R, 1.0, K, N)  # noqa: E731
+        verdict, margin, rows = rademacher_verdict(stats, G.shape[1], bound)
     check = CheckResult("entk_lemma_c4", "On the real sensing tensor, the exact Rademacher complexity (dual norm per "
                         f"sign draw, {draws} draws) is ≤ R D √K/√N with R = max ‖G[i, j]‖_F.", "Lemma C.4",
                         verdict, margin, [_name(task)], t.seconds, rows)
-    v, m, _ = evaluate_rademacher(stats, G.shape[1], lambda R, K, N: R * np.sqrt(K) / N)
+    v, m, _ = rademacher_verdict(stats, G.shape[1], rademacher_wrong_power)
     return ClaimOutcome(check, [control("entk_lemma_c4_wrong_power", "entk_lemma_c4", "bound R D √K / N", v, m)])
 
 

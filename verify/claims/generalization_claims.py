@@ -2,31 +2,55 @@
 checked with an exactly computable population risk (finite pool, softmax teacher; MATH.md §4)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.stats import binomtest
 
 from theory import generalization as gen
 from theory.losses import CrossEntropyLoss
 from verify import population
-from verify.claims.base import ClaimOutcome, ClaimSpec, Context, Timer, combine, control
+from verify.claims.base import ClaimOutcome, ClaimSpec, Context, Profiles, Timer, control
+from verify.claims.verdicts import combine, rademacher_verdict
+from verify.experiments import figure_data
+from verify.experiments.controls import rademacher_wrong_power
+from verify.experiments.rademacher import pool_estimates
 from verify.results import CheckResult, SolveStatus, Verdict
 from verify.solvers.prox import solve_prox
-from verify.tolerances import exact_rtol
+from verify.tolerances import BINOMIAL_ALPHA, exact_rtol
 
 EPS, ETA = 0.5, 0.1
-#: significance level of the one-sided binomial tests
-ALPHA = 0.05
 #: pool geometry (m = n = SIDE) and the teacher of nuclear norm ‖δ_teacher‖_* = TEACHER_SCALE
 SIDE, POOL, TEACHER_SCALE = 6, 400, 6.0
 
 
+@dataclass(frozen=True)
+class Theorem51Config:
+    #: training-set sizes, and resampled training sets per size
+    Ns: tuple[int, ...]
+    trials: int
+
+
+@dataclass(frozen=True)
+class LemmaC4Config:
+    #: training-set sizes, and Monte-Carlo sign draws per size when 2^(NK) patterns are too many
+    Ns: tuple[int, ...]
+    draws: int
+
+
+THEOREM_5_1 = Profiles(quick=Theorem51Config(Ns=(16, 64, 256), trials=30),
+                       full=Theorem51Config(Ns=(16, 32, 64, 128, 256, 512), trials=100))
+LEMMA_C4 = Profiles(quick=LemmaC4Config(Ns=(4, 8, 16, 64, 256), draws=2000),
+                    full=LemmaC4Config(Ns=(4, 8, 16, 32, 64, 128, 256, 512, 1024), draws=20000))
+
+
 def binomial_verdict(successes: int, trials: int, p0: float) -> Verdict:
-    """HOLDS if P(success) ≥ p0 is established at level ALPHA (one-sided exact test, H0: p < p0);
-    VIOLATED if P(success) < p0 is established at level ALPHA; else INCONCLUSIVE."""
-    if binomtest(successes, trials, p0, alternative="greater").pvalue < ALPHA or successes == trials and \
-            p0 ** trials < ALPHA:
+    """HOLDS if P(success) ≥ p0 is established at level BINOMIAL_ALPHA (one-sided exact test,
+    H0: p < p0); VIOLATED if P(success) < p0 is established at that level; else INCONCLUSIVE."""
+    if binomtest(successes, trials, p0, alternative="greater").pvalue < BINOMIAL_ALPHA or \
+            successes == trials and p0 ** trials < BINOMIAL_ALPHA:
         return Verdict.HOLDS
-    if gen.one_sided_binomial_pvalue(successes, trials, p0) < ALPHA:
+    if gen.one_sided_binomial_pvalue(successes, trials, p0) < BINOMIAL_ALPHA:
         return Verdict.VIOLATED
     return Verdict.INCONCLUSIVE
 
@@ -59,8 +83,8 @@ def evaluate_theorem_5_1(samples: dict[int, np.ndarray], bound, uncertified: int
 
 
 def run_theorem_5_1(ctx: Context) -> ClaimOutcome:
-    Ns = [16, 64, 256] if ctx.quick else [16, 32, 64, 128, 256, 512]
-    trials = 30 if ctx.quick else 100
+    cfg = THEOREM_5_1.of(ctx)
+    Ns, trials = list(cfg.Ns), cfg.trials
     with Timer() as t:
         pool = population.make_pool(ctx.rng("pool"), POOL, 2, SIDE, SIDE, teacher_rank=2, teacher_scale=TEACHER_SCALE)
         nuc = float(np.linalg.svd(pool.teacher, compute_uv=False).sum())
@@ -76,61 +100,32 @@ def run_theorem_5_1(ctx: Context) -> ClaimOutcome:
                           bound(64), gen.theorem_c6_excess_risk_bound(nuc, EPS, pool.K, gen.CROSS_ENTROPY_LIPSCHITZ, pool.R, 64, ETA)))}
     check = CheckResult("theorem_5_1", f"With λ = 2(2+ε)√K R/√N (2+√log(1/η)), the certified minimizer has excess "
                         f"population risk < ‖δ*‖_* 2(2+ε)²√K R/√N (2+√log(1/η)) with probability > 1 − η "
-                        f"(ε = {EPS}, η = {ETA}; exact population risk; one-sided binomial test at level {ALPHA}).",
+                        f"(ε = {EPS}, η = {ETA}; exact population risk; one-sided binomial test at level "
+                        f"{BINOMIAL_ALPHA}).",
                         "Theorem 5.1, Theorem C.6", verdict, margin,
                         [f"pool of {POOL} examples, K = 2, {SIDE}×{SIDE}, softmax teacher of rank 2"] + [f"N = {N}" for N in Ns],
                         t.seconds, details)
     wrong = lambda N: bound(N) * N ** -1.5  # noqa: E731  (N^{-2} in place of N^{-1/2})
     v, m, _ = evaluate_theorem_5_1(samples, wrong, uncertified)
     ctrl = control("theorem_5_1_wrong_power", "theorem_5_1", "bound with N^(-2) in place of N^(-1/2)", v, m)
-    fig = {"kind": "excess_risk", "N": Ns, "bound": [bound(N) for N in Ns], "quantile": 1 - ETA,
-           "observed_quantile": [float(np.quantile(samples[N], 1 - ETA)) for N in Ns],
-           "observed_mean": [float(np.mean(samples[N])) for N in Ns]}
+    fig = figure_data.excess_risk(Ns, [bound(N) for N in Ns], 1 - ETA, samples)
     return ClaimOutcome(check, [ctrl], {"excess_risk": fig})
 
 
-def _rademacher(ctx: Context, Ns: list[int], draws: int):
-    """Exact per-draw sup (dual norm) averaged over sign draws; mean and standard error per N."""
-    pool = population.make_pool(ctx.rng("rademacher_pool"), POOL, 2, SIDE, SIDE)
-    rng = ctx.rng("rademacher_signs")
-    out = {}
-    for N in Ns:
-        G = pool.G[rng.integers(0, pool.size, N)]
-        if N * pool.K <= gen.MAX_ENUMERATED_SIGNS:
-            sups = gen.rademacher_sup(G, gen.all_sign_patterns(N, pool.K), 1.0)
-        else:
-            sups = gen.rademacher_sup(G, rng.choice([-1.0, 1.0], size=(draws, N, pool.K)), 1.0)
-        exact_enum = N * pool.K <= gen.MAX_ENUMERATED_SIGNS
-        out[N] = (float(np.mean(sups)), 0.0 if exact_enum else float(np.std(sups) / np.sqrt(sups.size)),
-                  gen.sensing_radius(G))
-    return out, pool.K
-
-
-def evaluate_rademacher(stats: dict, K: int, bound) -> tuple[Verdict, float, dict]:
-    """HOLDS if mean + 3 SE < bound for every N; VIOLATED if mean − 3 SE > bound for some N."""
-    verdicts, margins, rows = [], [], {}
-    for N, (mean, se, R) in stats.items():
-        b = bound(R, K, N)
-        verdicts.append(Verdict.HOLDS if mean + 3 * se < b else Verdict.VIOLATED if mean - 3 * se > b
-                        else Verdict.INCONCLUSIVE)
-        margins.append((b - mean) / b)
-        rows[f"N={N}"] = f"exact {mean:.4g} ± {se:.1g} ≤ R D √K/√N = {b:.4g} (bound ÷ exact = {b / mean:.3g})"
-    return combine(verdicts), float(min(margins)), rows
-
-
 def run_lemma_c4(ctx: Context) -> ClaimOutcome:
-    Ns = [4, 8, 16, 64, 256] if ctx.quick else [4, 8, 16, 32, 64, 128, 256, 512, 1024]
+    cfg = LEMMA_C4.of(ctx)
+    Ns = list(cfg.Ns)
     with Timer() as t:
-        stats, K = _rademacher(ctx, Ns, 2000 if ctx.quick else 20000)
-        verdict, margin, rows = evaluate_rademacher(stats, K, lambda R, K, N: gen.rademacher_bound(R, 1.0, K, N))
+        pool = population.make_pool(ctx.rng("rademacher_pool"), POOL, 2, SIDE, SIDE)
+        stats, K = pool_estimates(pool.G, Ns, ctx.rng("rademacher_signs"), cfg.draws), pool.K
+        verdict, margin, rows = rademacher_verdict(stats, K, lambda R, K, N: gen.rademacher_bound(R, 1.0, K, N))
     check = CheckResult("lemma_c4", "The empirical Rademacher complexity of {⟨G, δ⟩ : ‖δ‖_* ≤ D}, computed exactly per "
                         "sign draw as (D/N)‖Σ ε_ij G[i,j]‖_op (dual norm), is ≤ R D √K/√N.", "Lemma C.4",
                         verdict, margin, [f"N = {N}, K = {K}, {SIDE}×{SIDE}" for N in Ns], t.seconds,
                         rows | {"sign draws": "all 2^(NK) when NK ≤ 16, else Monte Carlo (± is one standard error)"})
-    v, m, _ = evaluate_rademacher(stats, K, lambda R, K, N: R * np.sqrt(K) / N)
+    v, m, _ = rademacher_verdict(stats, K, rademacher_wrong_power)
     ctrl = control("lemma_c4_wrong_power", "lemma_c4", "bound R D √K / N (wrong power of N)", v, m)
-    fig = {"kind": "rademacher", "N": Ns, "exact": [stats[N][0] for N in Ns],
-           "bound": [gen.rademacher_bound(stats[N][2], 1.0, K, N) for N in Ns]}
+    fig = figure_data.rademacher(stats, {N: gen.rademacher_bound(stats[N].R, 1.0, K, N) for N in Ns})
     return ClaimOutcome(check, [ctrl], {"rademacher": fig})
 
 

@@ -5,6 +5,8 @@ reduction of MATH.md §3 from a *certified* high-rank global minimizer and certi
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.optimize import minimize
 
@@ -14,16 +16,24 @@ from theory.rank_reduction import reduce_rank
 from theory.thresholds import existence_rank_bound, triangular
 from verify import synthetic
 from verify.certify import GAP_RTOL, certify
-from verify.claims.base import (ClaimOutcome, ClaimSpec, Context, Timer, combine, control, verdict_equality,
-                                verdict_from_margin)
+from verify.claims.base import ClaimOutcome, ClaimSpec, Context, Profiles, Timer, control
+from verify.claims.verdicts import certificate_verdict, combine, verdict_equality, verdict_from_margin
+from verify.experiments import figure_data
+from verify.experiments.controls import perturbed_point
 from verify.instance import Instance
 from verify.results import CheckResult, Verdict
 from verify.solvers.bm import solve_bm
+from verify.tolerances import (KKT_TOL, LINEAR_TERM_TOL, TOY_CLUSTER_RADIUS, TOY_CURVE_MIN_POINTS, TOY_GAP_TOL,
+                               TOY_VALUE_TOL)
 
-#: step 2 of the reduction: |⟨(λ/2)I + P, QWQᵀ⟩| relative residual accepted as zero
-LINEAR_TERM_TOL = 1e-8
-#: λ = 0 convex case: ‖∇L̂(δ)‖_F at or below this is first-order optimality (float64)
-KKT_TOL = 1e-10
+
+@dataclass(frozen=True)
+class Figure1Config:
+    #: BFGS starts per toy example on the rank-1 slice
+    starts: int
+
+
+FIGURE_1 = Profiles(quick=Figure1Config(starts=40), full=Figure1Config(starts=400))
 
 
 def _start_certified(inst: Instance, Q: np.ndarray) -> tuple[bool, str]:
@@ -105,20 +115,15 @@ def run_theorem_3_1(ctx: Context) -> ClaimOutcome:
                         verdict, margin, [label for label, _ in results], t.seconds, details)
     controls = [_control_perturbed_optimum(cases[1][1], cases[1][2], ctx),
                 _control_step2_nonoptimal(ctx)]
-    fig = {"kind": "rank_reduction",
-           "paths": [{"label": label.split(",")[0] + "," + label.split(",")[1], "ranks": r["ranks"],
-                      "bound": r["bound"]} for label, r in results]}
+    fig = figure_data.rank_reduction([(",".join(label.split(",")[:2]), r["ranks"], r["bound"]) for label, r in results])
     return ClaimOutcome(check, controls, {"rank_reduction": fig})
 
 
 def _control_perturbed_optimum(inst: Instance, Q: np.ndarray, ctx: Context):
     """Wrong answer: the certificate is fed a perturbed optimum; the claim 'this is global' must fail."""
-    rng = ctx.rng("perturbed_optimum")
-    bad = Q + 1e-2 * np.linalg.norm(Q) * rng.standard_normal(Q.shape) / np.sqrt(Q.size)
-    c = certify(inst, Q=bad)
-    tol = GAP_RTOL * max(1.0, abs(c.objective))
+    verdict, margin = certificate_verdict(certify(inst, Q=perturbed_point(Q, ctx.rng("perturbed_optimum"))))
     return control("certificate_perturbed_optimum", "theorem_3_1", "certificate fed a perturbed optimum (1% noise)",
-                   verdict_from_margin(tol - c.gap_bound, 0.0), tol - c.gap_bound)
+                   verdict, margin)
 
 
 def _control_step2_nonoptimal(ctx: Context):
@@ -153,8 +158,8 @@ def _count_clusters(points: np.ndarray, radius: float) -> int:
 
 def evaluate_figure_1(ctx: Context, expected_points_b: int = 2, c_has_rank1: bool = False) -> tuple[Verdict, float, dict]:
     rng = ctx.rng("figure_1")
-    starts = 40 if ctx.quick else 400
-    tol = 1e-9
+    starts = FIGURE_1.of(ctx).starts
+    tol = TOY_VALUE_TOL
     out: dict = {}
     verdicts = []
     # (a): a curve — every curve point is a rank-1 global minimum, and the minima found spread out
@@ -162,12 +167,13 @@ def evaluate_figure_1(ctx: Context, expected_points_b: int = 2, c_has_rank1: boo
     a_ok = all(toy.is_global_min("a", d, tol) and toy.is_rank_one(d, tol) for d in curve)
     found = _slice_rank1_minima("a", rng, starts)
     glob = found[found[:, 2] <= tol]
-    out["a_distinct_rank1_minima_found"] = _count_clusters(glob[:, :2], 1e-3)
-    verdicts.append(Verdict.HOLDS if a_ok and out["a_distinct_rank1_minima_found"] > 10 else Verdict.VIOLATED)
+    out["a_distinct_rank1_minima_found"] = _count_clusters(glob[:, :2], TOY_CLUSTER_RADIUS)
+    spread = out["a_distinct_rank1_minima_found"] > TOY_CURVE_MIN_POINTS
+    verdicts.append(Verdict.HOLDS if a_ok and spread else Verdict.VIOLATED)
     # (b): exactly two points
     found = _slice_rank1_minima("b", rng, starts)
     glob = found[found[:, 2] <= tol]
-    nb = _count_clusters(glob[:, :2], 1e-3)
+    nb = _count_clusters(glob[:, :2], TOY_CLUSTER_RADIUS)
     out["b_distinct_rank1_minima_found"] = nb
     exact = all(toy.is_global_min("b", d, tol) and toy.is_rank_one(d, tol) for d in toy.rank1_global_minima("b"))
     verdicts.append(Verdict.HOLDS if exact and nb == expected_points_b else Verdict.VIOLATED)
@@ -179,7 +185,7 @@ def evaluate_figure_1(ctx: Context, expected_points_b: int = 2, c_has_rank1: boo
     out |= {"c_best_rank1_value_in_slice": best_slice, "c_rank1_infimum_closed_form": inf_c,
             "c_rank2_minimizer_value": toy.toy_risk_formula("c", rank2), "c_rank2_minimizer_rank": int(np.linalg.matrix_rank(rank2))}
     gap = best_slice - toy.global_min_value("c")
-    c_verdict = verdict_from_margin(gap if not c_has_rank1 else -gap, 1e-6)
+    c_verdict = verdict_from_margin(gap if not c_has_rank1 else -gap, TOY_GAP_TOL)
     verdicts.append(combine([c_verdict, Verdict.HOLDS if toy.is_global_min("c", rank2, tol) else Verdict.VIOLATED]))
     return combine(verdicts), gap, out
 

@@ -12,7 +12,7 @@ from theory.thresholds import theorem_4_1_applies
 from verify.commands.options import nonnegative_float, nonnegative_int, positive_int
 from verify.device import DEVICES
 from verify.instance import load_instance
-from verify.landscape import PERTURBATIONS, classify, counts, random_perturbation
+from verify.experiments.landscape import PERTURBATIONS, classify, counts, random_perturbation
 from verify.solvers.bm import solve_bm_multistart
 
 

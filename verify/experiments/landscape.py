@@ -1,13 +1,16 @@
 """Multi-start landscape study (Theorem 4.1, and below its threshold): classify LoRA end points.
 
 Each end point Q of F_P is labelled
-- ``global``: the float64 certificate proves Q Qᵀ a global minimizer of (Q);
+- ``global``: ``certify_result`` proves Q Qᵀ a global minimizer of (Q) (float64 certificate, and a
+  solver status that may be certified);
 - ``spurious_sosp``: a numerical SOSP (‖∇F_P‖ ≤ grad_tol, λ_min(∇²F_P) ≥ −hess_tol) whose value
   exceeds the best value reached at the same rank by more than the gap tolerance — a lower point
   of the same rank exists, so it is not a global minimizer of F_P;
 - ``not_sosp``: gradient or curvature test failed (not converged, or a saddle);
 - ``unresolved``: an SOSP at the best value found that the certificate cannot prove global
-  (possible only when the rank is below the rank of every global minimizer of (P)).
+  (possible only when the rank is below the rank of every global minimizer of (P));
+- ``failed``: the solver reported FAILED or the factors are not finite (a diverged run); no test
+  is run on it.
 """
 from __future__ import annotations
 
@@ -16,13 +19,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from verify.certify import GAP_RTOL, certify
+from verify.certify import GAP_RTOL, certify_result
 from verify.instance import Instance, InstanceError
-from verify.results import SolveResult
+from verify.results import Certificate, SolveResult, SolveStatus
+from verify.solvers.bm import solve_bm_multistart
 from verify.sosp import GRAD_TOL, HESS_TOL, sosp_test
 
-LABELS = ("global", "spurious_sosp", "not_sosp", "unresolved")
+LABELS = ("global", "spurious_sosp", "not_sosp", "unresolved", "failed")
 PERTURBATIONS = ("tiny", "rank1", "ill_conditioned", "full_rank")
+#: iteration budget of every start of the study
+MAX_ITER = 20000
 
 
 @dataclass
@@ -33,9 +39,11 @@ class EndPoint:
     gap_bound: float
     grad_norm: float
     hessian_lambda_min: float
-    #: σ_r(Q)/σ_1(Q): ≈ 0 when Q is rank deficient (the proof step of Theorem 4.1)
+    #: σ_r(Q)/σ_1(Q): ≈ 0 when Q is rank deficient (the proof step of Theorem 4.1); NaN if Q is not finite
     sigma_r_ratio: float
     start: int
+    #: the certificate's relative slack (> 0 iff certified by the gap bound; −inf without a finite bound)
+    slack: float
 
 
 def random_perturbation(rng: np.random.Generator, size: int, kind: str, eps: float) -> np.ndarray:
@@ -59,29 +67,43 @@ def random_perturbation(rng: np.random.Generator, size: int, kind: str, eps: flo
     return eps * P / np.linalg.norm(P)
 
 
+def _end_point(label: str, c: Certificate, res: SolveResult, grad_norm: float, hess_min: float) -> EndPoint:
+    ratio = float("nan")
+    if np.all(np.isfinite(res.Q)):
+        sv = np.linalg.svd(res.Q, compute_uv=False)
+        ratio = float(sv[-1] / sv[0]) if sv[0] > 0 else 0.0
+    return EndPoint(label, c.lifted_objective, c.objective, c.gap_bound, grad_norm, hess_min, ratio, res.start,
+                    c.relative_slack)
+
+
 def classify(inst: Instance, results: list[SolveResult], *, best_known: float | None = None,
              tol: float = GAP_RTOL, grad_tol: float = GRAD_TOL, hess_tol: float = HESS_TOL) -> list[EndPoint]:
     """Label every end point; ``best_known`` is a value of F_P known to be attainable at this rank.
-    The Hessian test runs only for points the certificate does not prove global (λ_min(∇²F) is then
-    reported as NaN for the certified ones)."""
-    pts = []
-    for i, res in enumerate(results):
-        c = certify(inst, Q=res.Q, tol=tol)
-        sv = np.linalg.svd(res.Q, compute_uv=False)
-        ratio = float(sv[-1] / sv[0]) if sv[0] > 0 else 0.0
-        if c.certified:  # a global minimizer is an SOSP: no Hessian needed
-            pts.append(EndPoint("global", c.lifted_objective, c.objective, c.gap_bound, c.first_order_residual,
-                                float("nan"), ratio, i))
-            continue
-        s = sosp_test(inst, res.Q, grad_tol=grad_tol, hess_tol=hess_tol)
-        pts.append(EndPoint("sosp" if s.is_sosp else "not_sosp", c.lifted_objective, c.objective, c.gap_bound,
-                            s.grad_norm, s.hessian_lambda_min, ratio, i))
+    The Hessian test runs only for finite points the certificate does not prove global (λ_min(∇²F) is
+    then reported as NaN for the certified and the failed ones)."""
+    pts, nan = [], float("nan")
+    for res in results:
+        c = certify_result(inst, res, tol)
+        if res.status is SolveStatus.FAILED or not np.all(np.isfinite(res.Q)):
+            pts.append(_end_point("failed", c, res, res.grad_norm, nan))
+        elif c.certified:  # a global minimizer is an SOSP: no Hessian needed
+            pts.append(_end_point("global", c, res, c.first_order_residual, nan))
+        else:
+            s = sosp_test(inst, res.Q, grad_tol=grad_tol, hess_tol=hess_tol)
+            pts.append(_end_point("sosp" if s.is_sosp else "not_sosp", c, res, s.grad_norm, s.hessian_lambda_min))
     values = [p.F_P for p in pts if p.label in ("global", "sosp")] + ([best_known] if best_known is not None else [])
     best = min(values, default=np.inf)
     for p in pts:
         if p.label == "sosp":
             p.label = "spurious_sosp" if p.F_P - best > tol * max(1.0, abs(best)) else "unresolved"
     return pts
+
+
+def study(inst: Instance, rank: int, starts: int, rng: np.random.Generator, device: str, *, init: str = "random",
+          max_iter: int = MAX_ITER) -> list[EndPoint]:
+    """Multi-start LoRA (``init``: "random" or "lora") on ``inst`` at ``rank``; the classified end points."""
+    results = solve_bm_multistart(inst, rank, starts=starts, init=init, rng=rng, max_iter=max_iter, device=device)
+    return classify(inst, results)
 
 
 def counts(points: list[EndPoint]) -> dict[str, int]:

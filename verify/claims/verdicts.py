@@ -1,0 +1,84 @@
+"""Verdict rules: from measured numbers to HOLDS / VIOLATED / INCONCLUSIVE with a signed margin
+(> 0: the claim holds with that slack). Every claim module draws its verdicts from here or from a
+rule of its own; no claim module imports another."""
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from verify.experiments.landscape import EndPoint, counts
+from verify.experiments.rademacher import RademacherEstimate
+from verify.results import Certificate, Verdict
+from verify.tolerances import RADEMACHER_SE, RANK_SPEED_RHO_TOL
+
+
+def verdict_equality(error: float, tol: float, refute_factor: float = 100.0) -> Verdict:
+    """Equality claims: HOLDS if error ≤ tol, VIOLATED if error > refute_factor·tol, else INCONCLUSIVE."""
+    if not np.isfinite(error):
+        return Verdict.INCONCLUSIVE
+    if error <= tol:
+        return Verdict.HOLDS
+    return Verdict.VIOLATED if error > refute_factor * tol else Verdict.INCONCLUSIVE
+
+
+def verdict_from_margin(margin: float, tol: float, conclusive: bool = True) -> Verdict:
+    """HOLDS if margin > tol, VIOLATED if margin < −tol, else (or if not conclusive) INCONCLUSIVE."""
+    if not conclusive or not np.isfinite(margin):
+        return Verdict.INCONCLUSIVE
+    if margin > tol:
+        return Verdict.HOLDS
+    if margin < -tol:
+        return Verdict.VIOLATED
+    return Verdict.INCONCLUSIVE
+
+
+def combine(verdicts: list[Verdict]) -> Verdict:
+    """VIOLATED if any is, else INCONCLUSIVE if any is, else HOLDS (empty → INCONCLUSIVE)."""
+    if not verdicts:
+        return Verdict.INCONCLUSIVE
+    if Verdict.VIOLATED in verdicts:
+        return Verdict.VIOLATED
+    if Verdict.INCONCLUSIVE in verdicts:
+        return Verdict.INCONCLUSIVE
+    return Verdict.HOLDS
+
+
+def certificate_verdict(c: Certificate) -> tuple[Verdict, float]:
+    """'This point is a global minimizer': the certificate's relative slack decides (no bound: INCONCLUSIVE)."""
+    return verdict_from_margin(c.relative_slack, 0.0), c.relative_slack
+
+
+def landscape_verdict(points: list[EndPoint]) -> tuple[Verdict, float]:
+    """No spurious SOSP: VIOLATED if one is found (margin: its relative excess over the best value);
+    INCONCLUSIVE if some start did not end certified; margin: the smallest certificate slack."""
+    c = counts(points)
+    if c["spurious_sosp"]:
+        worst = max(p.F_P for p in points if p.label == "spurious_sosp")
+        best = min(p.F_P for p in points if np.isfinite(p.F_P))
+        return Verdict.VIOLATED, -(worst - best) / max(1.0, abs(best))
+    ok = c["global"] == len(points)
+    return (Verdict.HOLDS if ok else Verdict.INCONCLUSIVE), min(p.slack for p in points)
+
+
+def rank_speed_verdict(iterations: dict[int, int | None], optimum_rank: int,
+                       optimum_certified: bool) -> tuple[Verdict, float, dict]:
+    """Section 6: among ranks ≥ rank(δ*) (the ones that can reach the optimum) that come within the
+    resolution of a training-loss plot, iterations must decrease with rank (Spearman ρ < 0)."""
+    reached = {r: it for r, it in iterations.items() if it is not None and r >= optimum_rank}
+    if len(reached) < 3 or not optimum_certified:
+        return Verdict.INCONCLUSIVE, float("nan"), {}
+    rho = float(spearmanr(list(reached), list(reached.values())).statistic)
+    return verdict_from_margin(-rho, RANK_SPEED_RHO_TOL), -rho, {"Spearman ρ(rank, iterations)": rho}
+
+
+def rademacher_verdict(stats: dict[int, RademacherEstimate], K: int, bound) -> tuple[Verdict, float, dict]:
+    """HOLDS if mean + RADEMACHER_SE·SE < bound(R, K, N) for every N; VIOLATED if mean − RADEMACHER_SE·SE
+    > bound for some N."""
+    verdicts, margins, rows = [], [], {}
+    for N, (mean, se, R) in stats.items():
+        b = bound(R, K, N)
+        verdicts.append(Verdict.HOLDS if mean + RADEMACHER_SE * se < b else
+                        Verdict.VIOLATED if mean - RADEMACHER_SE * se > b else Verdict.INCONCLUSIVE)
+        margins.append((b - mean) / b)
+        rows[f"N={N}"] = f"exact {mean:.4g} ± {se:.1g} ≤ R D √K/√N = {b:.4g} (bound ÷ exact = {b / mean:.3g})"
+    return combine(verdicts), float(min(margins)), rows

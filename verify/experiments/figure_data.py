@@ -1,0 +1,43 @@
+"""The plain-JSON data of the report's figures, built from experiment results (drawn by ``verify.figures``;
+the ``kind`` key names the drawer)."""
+from __future__ import annotations
+
+import numpy as np
+
+from verify.experiments.rademacher import RademacherEstimate
+from verify.experiments.rank_speed import RankSpeed
+
+
+def training_curves(rs: RankSpeed, title: str) -> dict:
+    """LoRA GD per rank and full fine-tuning (FISTA) against the certified optimum (Figure 2)."""
+    curves = [{"label": f"LoRA r={r}", "history": run.history} for r, run in rs.runs.items()]
+    curves.append({"label": "full fine-tuning (FISTA)", "history": rs.prox.history})
+    return {"kind": "training_curves", "optimum": rs.optimum, "curves": curves, "title": title}
+
+
+def spurious_fraction(series: list[dict]) -> dict:
+    """Fraction of starts at a spurious SOSP against the rank; ``series`` from ``spurious_series``."""
+    return {"kind": "spurious_fraction", "series": series}
+
+
+def spurious_series(label: str, kn: int, ranks: list[int], fractions: list[float], threshold: int) -> dict:
+    return {"label": label, "kn": kn, "ranks": ranks, "fractions": fractions, "threshold": threshold}
+
+
+def rank_reduction(paths: list[tuple[str, list[int], int]]) -> dict:
+    """Rank along the reduction of Theorem 3.1, per case: (label, ranks, bound)."""
+    return {"kind": "rank_reduction", "paths": [{"label": label, "ranks": ranks, "bound": bound}
+                                                for label, ranks, bound in paths]}
+
+
+def excess_risk(Ns: list[int], bound: list[float], quantile: float, samples: dict[int, np.ndarray]) -> dict:
+    """Theorem 5.1: the bound and the observed excess risk (its ``quantile`` and mean) per N."""
+    return {"kind": "excess_risk", "N": Ns, "bound": bound, "quantile": quantile,
+            "observed_quantile": [float(np.quantile(samples[N], quantile)) for N in Ns],
+            "observed_mean": [float(np.mean(samples[N])) for N in Ns]}
+
+
+def rademacher(stats: dict[int, RademacherEstimate], bound: dict[int, float]) -> dict:
+    """Lemma C.4: the exact Rademacher complexity and the bound per N."""
+    Ns = list(stats)
+    return {"kind": "rademacher", "N": Ns, "exact": [stats[N].mean for N in Ns], "bound": [bound[N] for N in Ns]}

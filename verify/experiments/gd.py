@@ -1,0 +1,51 @@
+"""Plain LoRA gradient descent runs (the Burer–Monteiro solver's method "gd"; Theorems 2.3, 2.4,
+Section 6, Mu & Klabjan).
+
+A run Q_{t+1} = Q_t − η ∇F_P(Q_t) is ``solve_bm_multistart(..., method="gd")``: its ``history``,
+``grad_history`` and ``norm_history`` hold F_P, ‖∇F_P‖_F and ‖Q‖_F at Q_0, Q_1, …, Q_T (T + 1 values
+for T accepted steps), and ``Q`` is the last iterate Q_T.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse.linalg as sla
+
+from verify.instance import Instance
+from verify.results import SolveResult
+from verify.solvers.bm import solve_bm_multistart
+from verify.sosp import hessian_operator
+
+#: stopping tolerance of a training run: ‖∇F_P‖_F ≤ 1e-14·max(1, ‖Q‖_F) is below float64 resolution of the
+#: gradient, so a run takes its whole budget of steps (a training curve, not a solve)
+TRAINING_GRAD_TOL = 1e-14
+#: budget of the gradient-descent runs that look for the end point of the dynamics (saddle escape)
+END_POINT_MAX_ITER = 20000
+
+
+def local_step(inst: Instance, Q_opt: np.ndarray) -> float:
+    """GD step 1/λ_max(∇²F_P at a certified optimum Q_opt (m + n, r)): the largest stable step near it.
+    Lanczos starts from a fixed vector, so the step is the same on every run (ARPACK's default start is random)."""
+    v0 = np.ones(Q_opt.size) / np.sqrt(Q_opt.size)
+    lmax = float(sla.eigsh(hessian_operator(inst, Q_opt), k=1, which="LA", v0=v0, return_eigenvectors=False)[0])
+    return 1.0 / lmax
+
+
+def training_runs(inst: Instance, Q0: np.ndarray, lr: float, steps: int, device: str) -> list[SolveResult]:
+    """``steps`` steps of LoRA gradient descent with step ``lr`` from every start Q0 (S, m + n, r) or
+    (m + n, r), batched; one SolveResult per start with the histories described above."""
+    Q0 = Q0[None] if Q0.ndim == 2 else Q0
+    return solve_bm_multistart(inst, Q0.shape[2], starts=Q0.shape[0], Q0=Q0, method="gd", lr=lr, max_iter=steps,
+                               grad_tol=TRAINING_GRAD_TOL, device=device)
+
+
+def end_points(inst: Instance, Q0: np.ndarray, device: str) -> list[np.ndarray]:
+    """End points (m + n, r) of gradient descent (default safe step, default stopping test) from the
+    starts Q0 (S, m + n, r). A start with ∇F_P = 0 (Q = 0) is a fixed point of gradient descent, so
+    it is returned as it is."""
+    moving = [i for i in range(Q0.shape[0]) if np.any(Q0[i])]
+    res = solve_bm_multistart(inst, Q0.shape[2], starts=len(moving), Q0=Q0[moving], method="gd",
+                              max_iter=END_POINT_MAX_ITER, device=device) if moving else []
+    ends = [q.copy() for q in Q0]
+    for i, r in zip(moving, res):
+        ends[i] = r.Q
+    return ends
