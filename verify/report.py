@@ -139,6 +139,13 @@ def _details_lines(details: dict) -> list[str]:
     return [f"  - {k}: {_fmt(v)}" for k, v in details.items() if not isinstance(v, (list, dict))]
 
 
+#: what the report says beside each verdict about the check's power
+POWER_FIELDS = (("power", "why this check could have failed"), ("resolution", "smallest planted error it resolves"))
+CONTROLS_INTRO = ("Each is a planted false claim or wrong answer; its check must say VIOLATED. A *near_miss* control "
+                  "breaks the claim's hypothesis by the smallest step that should matter, on the same instances and "
+                  "code path (it shows power); a *gross* one is an error any check catches.")
+
+
 def render_markdown(report: dict, figs: dict[str, str]) -> str:
     m, s = report["meta"], report["summary"]
     lines = ["# LoRA-in-the-NTK-regime verification report", "",
@@ -160,11 +167,13 @@ def render_markdown(report: dict, figs: dict[str, str]) -> str:
         lines.append("")
         for c in claims:
             lines += [f"### `{c['id']}` — {c['verdict']}", "", c["statement"], "",
-                      f"- instances: {', '.join(c['instances'])}"] + _details_lines(c["details"]) + [""]
-    lines += ["## Negative controls", "", "Each is a planted false claim or wrong answer; its check must say VIOLATED.", "",
-              "| control | claim | planted | caught |", "|---|---|---|---|"]
-    lines += [f"| `{c['id']}` | `{c['claim']}` | {c['description']} | {'caught' if c['caught'] else '**MISSED**'} |"
-              for c in report["controls"]]
+                      f"- instances: {', '.join(c['instances'])}"]
+            lines += [f"- {label}: {c[key]}" for key, label in POWER_FIELDS if c.get(key)]
+            lines += _details_lines(c["details"]) + [""]
+    lines += ["## Negative controls", "", CONTROLS_INTRO, "",
+              "| control | claim | kind | planted | caught |", "|---|---|---|---|---|"]
+    lines += [f"| `{c['id']}` | `{c['claim']}` | {c['kind']} | {c['description']} | "
+              f"{'caught' if c['caught'] else '**MISSED**'} |" for c in report["controls"]]
     lines += ["", "## Figures", ""] + [f"![{name}]({path})" for name, path in figs.items()]
     lines += ["", "## Versions", ""] + [f"- {k}: {v}" for k, v in m["versions"].items()] + [""]
     return "\n".join(lines)
@@ -178,10 +187,12 @@ def render_html(report: dict, figs: dict[str, Path]) -> str:
     rows = "".join(
         f"<tr><td><code>{e(c['id'])}</code></td><td>{e(c['section'])}</td><td>{e(c['reference'])}</td>"
         f"<td style='color:{colour[c['verdict']]};font-weight:bold'>{c['verdict']}</td>"
-        f"<td>{e(_fmt(c['margin']))}</td><td>{c['seconds']:.1f}</td><td>{e(c['statement'])}</td></tr>"
+        f"<td>{e(_fmt(c['margin']))}</td><td>{c['seconds']:.1f}</td><td>{e(c['statement'])}"
+        + "".join(f"<br><i>{e(label)}:</i> {e(c[key])}" for key, label in POWER_FIELDS if c.get(key)) + "</td></tr>"
         for c in report["claims"])
     ctrl = "".join(
-        f"<tr><td><code>{e(c['id'])}</code></td><td><code>{e(c['claim'])}</code></td><td>{e(c['description'])}</td>"
+        f"<tr><td><code>{e(c['id'])}</code></td><td><code>{e(c['claim'])}</code></td><td>{e(c['kind'])}</td>"
+        f"<td>{e(c['description'])}</td>"
         f"<td style='color:{'#1a7f37' if c['caught'] else '#cf222e'}'>{'caught' if c['caught'] else 'MISSED'}</td></tr>"
         for c in report["controls"])
     imgs = "".join(
@@ -198,5 +209,5 @@ Command: <code>{e(m['command_line'])}</code></p>
 <p><b>{s['HOLDS']} HOLDS, {s['VIOLATED']} VIOLATED, {s['INCONCLUSIVE']} INCONCLUSIVE; negative controls:
 {s['controls_caught']} caught, {s['controls_missed']} missed.</b></p>{pending}
 <h2>Claims</h2><table><tr><th>claim</th><th>section</th><th>reference</th><th>verdict</th><th>margin</th><th>seconds</th><th>statement</th></tr>{rows}</table>
-<h2>Negative controls</h2><table><tr><th>control</th><th>claim</th><th>planted</th><th>caught</th></tr>{ctrl}</table>
+<h2>Negative controls</h2><p>{e(CONTROLS_INTRO)}</p><table><tr><th>control</th><th>claim</th><th>kind</th><th>planted</th><th>caught</th></tr>{ctrl}</table>
 <h2>Figures</h2>{imgs}<h2>Versions</h2><ul>{vers}</ul></body></html>"""

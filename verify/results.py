@@ -126,7 +126,13 @@ class SOSPReport:
 
 @dataclass
 class CheckResult:
-    """One claim checked on a set of instances."""
+    """One claim checked on a set of instances.
+
+    power: why the check could have failed on these instances (what a counterexample would look
+    like and that the instances admit one); resolution: the smallest planted error the check
+    resolves (e.g. "certificate noise ≥ 1e-5 relative", "a bound 2× too small"). Both are shown
+    in the report beside the verdict.
+    """
 
     id: str
     statement: str
@@ -136,3 +142,5 @@ class CheckResult:
     instances: list[str]
     seconds: float
     details: dict = field(default_factory=dict)
+    power: str = ""
+    resolution: str = ""

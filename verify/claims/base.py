@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 import zlib
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Callable, Generic, TypeVar
 
@@ -50,6 +51,15 @@ class Profiles(Generic[C]):
         return self.quick if ctx.quick else self.full
 
 
+class ControlKind(str, Enum):
+    """NEAR_MISS: the claim's hypothesis broken by the smallest step that should matter, on the same
+    instance family and code path — the control that shows power. GROSS: a planted error any check
+    catches (random points, wrong powers); kept as an extra, it shows no power."""
+
+    NEAR_MISS = "near_miss"
+    GROSS = "gross"
+
+
 @dataclass
 class ControlResult:
     """A planted false claim (or wrong answer) and whether the check caught it (verdict VIOLATED)."""
@@ -60,6 +70,7 @@ class ControlResult:
     caught: bool
     verdict: Verdict
     margin: float
+    kind: ControlKind
 
 
 @dataclass
@@ -83,9 +94,11 @@ class ClaimSpec:
     profiles: tuple[str, ...] = ("quick", "full")
 
 
-def control(id: str, claim: str, description: str, verdict: Verdict, margin: float) -> ControlResult:
+def control(id: str, claim: str, description: str, verdict: Verdict, margin: float, *,
+            kind: ControlKind) -> ControlResult:
     """A control is caught exactly when its check says VIOLATED."""
-    return ControlResult(id, claim, description, verdict == Verdict.VIOLATED, verdict, float(margin))
+    return ControlResult(id, claim, description, verdict == Verdict.VIOLATED, verdict, float(margin),
+                         ControlKind(kind))
 
 
 class Timer:

@@ -17,7 +17,7 @@ from theory.thresholds import existence_rank_bound, no_spurious_rank
 from theory import generalization as gen
 from verify import entk, real_task
 from verify.certify import GAP_RTOL, certify, certify_result
-from verify.claims.base import ClaimOutcome, ClaimSpec, Context, Profiles, Timer, control
+from verify.claims.base import ClaimOutcome, ClaimSpec, Context, ControlKind, Profiles, Timer, control
 from verify.claims.verdicts import (certificate_verdict, combine, landscape_verdict, rademacher_verdict,
                                     rank_speed_verdict, verdict_from_margin)
 from verify.experiments import figure_data
@@ -136,7 +136,7 @@ def run_certified_optimum(ctx: Context) -> ClaimOutcome:
                         "Theorems 3.1, 4.1; MATH.md §2 certificate", verdict, margin, [_name(task)], t.seconds, details)
     bad = certify(inst, Q=perturbed_point(res.Q, ctx.rng("entk/perturbed")))
     ctrl = control("entk_certificate_perturbed", "entk_certified_optimum",
-                   "certificate fed the real optimum with 1% noise", *certificate_verdict(bad))
+                   "certificate fed the real optimum with 1% noise", *certificate_verdict(bad), kind=ControlKind.GROSS)
     return ClaimOutcome(check, [ctrl])
 
 
@@ -158,7 +158,7 @@ def run_theorem_4_1_real(ctx: Context) -> ClaimOutcome:
                         "Theorem 4.1", verdict, margin, [_name(task)], t.seconds, details)
     ctrl = control("entk_truncated_run", "entk_theorem_4_1",
                    f"end point of a run stopped after {TRUNCATED_STEPS} iterations claimed global",
-                   *certificate_verdict(truncated))
+                   *certificate_verdict(truncated), kind=ControlKind.GROSS)
     return ClaimOutcome(check, [ctrl])
 
 
@@ -183,7 +183,7 @@ def run_section_6_real(ctx: Context) -> ClaimOutcome:
                         "approach the same certified optimum; lower rank converges more slowly.",
                         "Section 6, Figure 2", verdict, margin, [_name(task)], t.seconds, details)
     v, m, _ = rank_speed_verdict(planted_counts(rs.runs), rs.optimum_rank, rs.optimum_certified)
-    ctrl = control("entk_section_6_planted_counts", "entk_section_6", "planted iteration counts that grow with the rank", v, m)
+    ctrl = control("entk_section_6_planted_counts", "entk_section_6", "planted iteration counts that grow with the rank", v, m, kind=ControlKind.GROSS)
     fig = figure_data.training_curves(rs, "all-MiniLM-L6-v2 eNTK: LoRA GD by rank vs full fine-tuning")
     return ClaimOutcome(check, [ctrl], {"training_curves_minilm": fig})
 
@@ -210,7 +210,7 @@ def run_ntk_regime(ctx: Context) -> ClaimOutcome:
     big = 100.0 * opt.delta / max(np.linalg.norm(opt.delta), 1e-300)
     e_big = entk.linearization_error(clf.model, clf.outputs, task.weight_names, batch, big)
     ctrl = control("entk_large_update", "entk_ntk_regime", "a planted update of Frobenius norm 100 claimed linear",
-                   _ntk_verdict(e_big), NTK_ACCEPT - e_big)
+                   _ntk_verdict(e_big), NTK_ACCEPT - e_big, kind=ControlKind.GROSS)
     return ClaimOutcome(check, [ctrl])
 
 
@@ -226,7 +226,7 @@ def run_rademacher_real(ctx: Context) -> ClaimOutcome:
                         f"sign draw, {draws} draws) is ≤ R D √K/√N with R = max ‖G[i, j]‖_F.", "Lemma C.4",
                         verdict, margin, [_name(task)], t.seconds, rows)
     v, m, _ = rademacher_verdict(stats, G.shape[1], rademacher_wrong_power)
-    return ClaimOutcome(check, [control("entk_lemma_c4_wrong_power", "entk_lemma_c4", "bound R D √K / N", v, m)])
+    return ClaimOutcome(check, [control("entk_lemma_c4_wrong_power", "entk_lemma_c4", "bound R D √K / N", v, m, kind=ControlKind.GROSS)])
 
 
 CLAIMS = [ClaimSpec("entk_certified_optimum", "", "Theorems 3.1, 4.1", run_certified_optimum, SECTION),

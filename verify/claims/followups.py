@@ -10,7 +10,7 @@ from theory.convergence_rate import running_min
 from theory.thresholds import no_spurious_rank
 from verify import synthetic
 from verify.certify import certify_result
-from verify.claims.base import ClaimOutcome, ClaimSpec, Context, Profiles, Timer, control
+from verify.claims.base import ClaimOutcome, ClaimSpec, Context, ControlKind, Profiles, Timer, control
 from verify.claims.verdicts import (certificate_verdict, combine, landscape_verdict, rank_speed_verdict,
                                     verdict_from_margin)
 from verify.experiments import figure_data
@@ -65,7 +65,7 @@ def run_section_6(ctx: Context) -> ClaimOutcome:
                         "Section 6, Figure 2", verdict, margin, [inst.name], t.seconds, details)
     v, m, _ = rank_speed_verdict(planted_counts(rs.runs), rs.optimum_rank, rs.optimum_certified)
     ctrl = control("section_6_planted_counts", "section_6_rank_speed",
-                   "planted iteration counts that grow with the rank", v, m)
+                   "planted iteration counts that grow with the rank", v, m, kind=ControlKind.GROSS)
     fig = figure_data.training_curves(rs, "LoRA GD at several ranks vs full fine-tuning (synthetic Figure 2)")
     return ClaimOutcome(check, [ctrl], {"training_curves_synthetic": fig})
 
@@ -104,7 +104,7 @@ def run_mu_klabjan(ctx: Context) -> ClaimOutcome:
                         "min_{t ≤ T} ‖∇F‖² ≤ 2(F(Q₀) − F*)/(ηT) = O(1/T) for every T.",
                         "Mu & Klabjan, bounded-norm rate", verdict, margin, [inst.name], t.seconds, details)
     v, m = evaluate_rate(min_g, C, 2.0)
-    ctrl = control("mu_klabjan_wrong_power", "mu_klabjan_rate", "rate O(1/T²) with the same constant", v, m)
+    ctrl = control("mu_klabjan_wrong_power", "mu_klabjan_rate", "rate O(1/T²) with the same constant", v, m, kind=ControlKind.GROSS)
     return ClaimOutcome(check, [ctrl])
 
 
@@ -141,7 +141,7 @@ def run_kim_zero_init(ctx: Context) -> ClaimOutcome:
     trunc = truncated_run(inst, cref.rank + 1, ctx.rng("kim/truncated"), ctx.device)
     ctrl = control("kim_truncated_run", "kim_zero_init", f"LoRA-init end point of a run stopped after "
                    f"{TRUNCATED_STEPS} iterations on {inst.name} claimed global",
-                   *certificate_verdict(certify_result(inst, trunc)))
+                   *certificate_verdict(certify_result(inst, trunc)), kind=ControlKind.GROSS)
     check = CheckResult("kim_zero_init", "With LoRA rank r > r* (rank of the certified global minimizer) but below the "
                         "Thm 4.1 threshold, LoRA training from zero (LoRA) initialisation ends at a certified global "
                         "minimum.", "Kim, Kim, Ryu 2025", combine(verdicts), float(min(margins, default=np.nan)),

@@ -10,7 +10,7 @@ from scipy.stats import binomtest
 from theory import generalization as gen
 from theory.losses import CrossEntropyLoss
 from verify import population
-from verify.claims.base import ClaimOutcome, ClaimSpec, Context, Profiles, Timer, control
+from verify.claims.base import ClaimOutcome, ClaimSpec, Context, ControlKind, Profiles, Timer, control
 from verify.claims.verdicts import combine, rademacher_verdict
 from verify.experiments import figure_data
 from verify.experiments.controls import rademacher_wrong_power
@@ -107,7 +107,7 @@ def run_theorem_5_1(ctx: Context) -> ClaimOutcome:
                         t.seconds, details)
     wrong = lambda N: bound(N) * N ** -1.5  # noqa: E731  (N^{-2} in place of N^{-1/2})
     v, m, _ = evaluate_theorem_5_1(samples, wrong, uncertified)
-    ctrl = control("theorem_5_1_wrong_power", "theorem_5_1", "bound with N^(-2) in place of N^(-1/2)", v, m)
+    ctrl = control("theorem_5_1_wrong_power", "theorem_5_1", "bound with N^(-2) in place of N^(-1/2)", v, m, kind=ControlKind.GROSS)
     fig = figure_data.excess_risk(Ns, [bound(N) for N in Ns], 1 - ETA, samples)
     return ClaimOutcome(check, [ctrl], {"excess_risk": fig})
 
@@ -124,7 +124,7 @@ def run_lemma_c4(ctx: Context) -> ClaimOutcome:
                         verdict, margin, [f"N = {N}, K = {K}, {SIDE}×{SIDE}" for N in Ns], t.seconds,
                         rows | {"sign draws": "all 2^(NK) when NK ≤ 16, else Monte Carlo (± is one standard error)"})
     v, m, _ = rademacher_verdict(stats, K, rademacher_wrong_power)
-    ctrl = control("lemma_c4_wrong_power", "lemma_c4", "bound R D √K / N (wrong power of N)", v, m)
+    ctrl = control("lemma_c4_wrong_power", "lemma_c4", "bound R D √K / N (wrong power of N)", v, m, kind=ControlKind.GROSS)
     fig = figure_data.rademacher(stats, {N: gen.rademacher_bound(stats[N].R, 1.0, K, N) for N in Ns})
     return ClaimOutcome(check, [ctrl], {"rademacher": fig})
 
@@ -150,7 +150,7 @@ def run_ce_lipschitz(ctx: Context) -> ClaimOutcome:
                         "Proof of Theorem 5.1", verdict, margin, ["24000 random logits, K ∈ {2, 3, 10}"],
                         t.seconds, details)
     v, m, _ = evaluate_ce_lipschitz(ctx, 1.0)
-    return ClaimOutcome(check, [control("ce_lipschitz_one", "ce_lipschitz", "Lipschitz constant 1 in place of √2", v, m)])
+    return ClaimOutcome(check, [control("ce_lipschitz_one", "ce_lipschitz", "Lipschitz constant 1 in place of √2", v, m, kind=ControlKind.GROSS)])
 
 
 CLAIMS = [ClaimSpec("theorem_5_1", "", "Theorem 5.1", run_theorem_5_1),

@@ -10,7 +10,7 @@ from theory.approximation import corollary_4_2_bound
 from theory.thresholds import no_spurious_rank
 from verify import synthetic
 from verify.certify import GAP_RTOL, certify, certify_result
-from verify.claims.base import ClaimOutcome, ClaimSpec, Context, Profiles, Timer, control
+from verify.claims.base import ClaimOutcome, ClaimSpec, Context, ControlKind, Profiles, Timer, control
 from verify.claims.verdicts import combine, landscape_verdict, verdict_from_margin
 from verify.experiments import figure_data
 from verify.experiments.gd import end_points
@@ -90,7 +90,7 @@ def _below_threshold(ctx: Context, starts: int):
                 margin = min(margin, mgn)
         series.append(figure_data.spurious_series(inst.name, inst.kn, [1, 2, 3], fractions, no_spurious_rank(inst.kn)))
     ctrl = control("theorem_4_1_rank_one", "theorem_4_1", "claim applied below its threshold: r = 1 on 3×3, KN ≥ 4",
-                   combine(found), margin)
+                   combine(found), margin, kind=ControlKind.GROSS)
     return figure_data.spurious_fraction(series), ctrl
 
 
@@ -124,7 +124,7 @@ def run_corollary_4_2(ctx: Context) -> ClaimOutcome:
                         "satisfies L̂_λ(ûv̂ᵀ) ≤ min L̂_λ + 2ε‖δ*_λ‖_*.", "Corollary 4.2", combine(verdicts),
                         float(min(margins)), list({k.split(", ε")[0] for k in rows}), t.seconds, rows)
     ctrl = control("corollary_4_2_no_eps_term", "corollary_4_2", "the 2ε‖δ*‖_* term dropped", combine(ctrl_verdicts),
-                   float(min(ctrl_margins)))
+                   float(min(ctrl_margins)), kind=ControlKind.GROSS)
     return ClaimOutcome(check, [ctrl])
 
 
@@ -157,7 +157,7 @@ def run_saddle(ctx: Context) -> ClaimOutcome:
                         "saddle Q = 0 (λ < σ_max(S(0))): every run ends clearly below F(0).",
                         "Theorems 2.3, 2.4 (in practice)", verdict, margin, [inst.name], t.seconds, details)
     v0, m0, _ = evaluate_saddle(inst, np.zeros((1, 12, r)), ctx)
-    ctrl = control("saddle_start_on_stable_set", "saddle_escape", "start exactly at Q = 0 (its stable set)", v0, m0)
+    ctrl = control("saddle_start_on_stable_set", "saddle_escape", "start exactly at Q = 0 (its stable set)", v0, m0, kind=ControlKind.GROSS)
     return ClaimOutcome(check, [ctrl])
 
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from theory.lemma_2_2 import balanced_factors, factor_norm
 from theory.linearized_model import nuclear_norm
-from verify.claims.base import ClaimOutcome, ClaimSpec, Context, Profiles, Timer, control
+from verify.claims.base import ClaimOutcome, ClaimSpec, Context, ControlKind, Profiles, Timer, control
 from verify.claims.verdicts import combine, verdict_equality
 from verify.results import CheckResult, Verdict
 from verify.tolerances import LEMMA_2_2_RTOL
@@ -61,7 +61,7 @@ def run(ctx: Context) -> ClaimOutcome:
                         "Lemma 2.2", verdict, margin, [f"{details['matrices']} random matrices, condition ≤ 1e6"],
                         t.seconds, details)
     bad_v, bad_m, _ = evaluate(ctx, norm=lambda d: float(np.linalg.norm(d)))
-    ctrl = control("lemma_2_2_frobenius", ID, "Frobenius norm in place of the nuclear norm", bad_v, bad_m)
+    ctrl = control("lemma_2_2_frobenius", ID, "Frobenius norm in place of the nuclear norm", bad_v, bad_m, kind=ControlKind.GROSS)
     return ClaimOutcome(check, [ctrl])
 
 

@@ -16,7 +16,7 @@ from theory.rank_reduction import reduce_rank
 from theory.thresholds import existence_rank_bound, triangular
 from verify import synthetic
 from verify.certify import GAP_RTOL, certify
-from verify.claims.base import ClaimOutcome, ClaimSpec, Context, Profiles, Timer, control
+from verify.claims.base import ClaimOutcome, ClaimSpec, Context, ControlKind, Profiles, Timer, control
 from verify.claims.verdicts import certificate_verdict, combine, verdict_equality, verdict_from_margin
 from verify.experiments import figure_data
 from verify.experiments.controls import perturbed_point
@@ -123,7 +123,7 @@ def _control_perturbed_optimum(inst: Instance, Q: np.ndarray, ctx: Context):
     """Wrong answer: the certificate is fed a perturbed optimum; the claim 'this is global' must fail."""
     verdict, margin = certificate_verdict(certify(inst, Q=perturbed_point(Q, ctx.rng("perturbed_optimum"))))
     return control("certificate_perturbed_optimum", "theorem_3_1", "certificate fed a perturbed optimum (1% noise)",
-                   verdict, margin)
+                   verdict, margin, kind=ControlKind.GROSS)
 
 
 def _control_step2_nonoptimal(ctx: Context):
@@ -134,7 +134,7 @@ def _control_step2_nonoptimal(ctx: Context):
     _, path = reduce_rank(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q)
     resid = max(p.linear_term_residual for p in path)
     return control("step2_nonoptimal_point", "theorem_3_1", "reduction step 2 run on a random (non-optimal) Z",
-                   verdict_equality(resid, LINEAR_TERM_TOL), LINEAR_TERM_TOL - resid)
+                   verdict_equality(resid, LINEAR_TERM_TOL), LINEAR_TERM_TOL - resid, kind=ControlKind.GROSS)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -198,10 +198,10 @@ def run_figure_1(ctx: Context) -> ClaimOutcome:
                         verdict, margin, ["toy (a) N=1", "toy (b) N=2", "toy (c) N=3"], t.seconds, details)
     v1, m1, _ = evaluate_figure_1(ctx, expected_points_b=1)
     v2, m2, _ = evaluate_figure_1(ctx, c_has_rank1=True)
-    controls = [control("figure_1_b_one_point", "figure_1", "(b) claimed to have a single rank-1 global minimum", v1, m1),
+    controls = [control("figure_1_b_one_point", "figure_1", "(b) claimed to have a single rank-1 global minimum", v1, m1, kind=ControlKind.NEAR_MISS),
                 control("theorem_3_1_smaller_bound", "theorem_3_1",
                         "rank bound lowered to r(r+1)/2 ≤ KN − 2: toy (c) (KN = 3) would need a rank-1 global minimum",
-                        v2, m2)]
+                        v2, m2, kind=ControlKind.NEAR_MISS)]
     return ClaimOutcome(check, controls)
 
 
