@@ -262,6 +262,38 @@ def test_device_for():
         device_for("tpu")
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("loss", LOSS_NAMES)
+def test_cuda_objective_and_gradient_match_numpy(loss):
+    """F_P and ∇F_P = M Q evaluated on the GPU in float64 agree with theory/ (numpy on the CPU)."""
+    inst = build_instance(7, 3, 2, 4, 3, loss, perturbation="full_rank")
+    Qs = np.random.default_rng(0).standard_normal((2, inst.m + inst.n, 2))
+    prob = TorchLoRAProblem.from_instance(inst, torch.device("cuda"), torch.float64)
+    Qt = torch.from_numpy(Qs).to("cuda")
+    ev = prob.evaluate(Qt)
+    assert ev.F.device.type == "cuda"
+    for Q, F, g in zip(Qs, ev.F.cpu().numpy(), prob.gradient(Qt, ev).cpu().numpy()):
+        assert F == pytest.approx(inst.lora_objective(Q), rel=RTOL, abs=RTOL)
+        theory = optimality.lora_gradient(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, inst.P)
+        np.testing.assert_allclose(g, theory, rtol=RTOL, atol=RTOL)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("method", ["lbfgs", "bb", "gd"])
+def test_cuda_solve_is_certified_and_agrees_with_cpu(method):
+    """The same starts on the GPU and the CPU end at certified optima with the same objective."""
+    inst = _small_above_threshold(0)
+    Q0 = initial_factors(inst, 3, 2, "random", np.random.default_rng(0))
+    gpu = solve_bm_multistart(inst, 3, starts=2, Q0=Q0, method=method, device="cuda")
+    cpu = solve_bm_multistart(inst, 3, starts=2, Q0=Q0, method=method, device="cpu")
+    for a, b in zip(gpu, cpu):
+        assert a.extra["device"].startswith("cuda") and a.Q.dtype == np.float64
+        assert a.status == SolveStatus.CONVERGED, a.message
+        assert certify(inst, Q=a.Q).certified
+        assert a.lifted_objective == pytest.approx(b.lifted_objective, rel=SOLVER_AGREEMENT_RTOL)
+    assert resolve("cuda") == "cuda" and describe("cuda").startswith("cuda: ")
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_cuda_without_cuda_is_a_clear_error(rng):
     with pytest.raises(ValueError, match="CUDA is not available"):
