@@ -8,10 +8,11 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import build_instance, instance_specs, losses, min_outputs, perturbations, seeds, sizes
 
 from theory import optimality
+from theory.losses import LOSS_NAMES
 from theory.thresholds import theorem_4_1_applies
-from verify import synthetic
 from verify.certify import certify
 from verify.device import describe, device_for, resolve
 from verify.results import SolveStatus
@@ -24,22 +25,16 @@ from verify.solvers.bm import (
     solve_bm_multistart,
     torch_lora_objective,
 )
-from verify.tolerances import SOLVER_AGREEMENT_RTOL, exact_rtol
+from verify.tolerances import (
+    BELOW_FLOAT32_GRAD_RTOL,
+    FLOAT32_GAP_RTOL,
+    FLOAT32_OBJECTIVE_RTOL,
+    INIT_STD_RTOL,
+    SOLVER_AGREEMENT_RTOL,
+    exact_rtol,
+)
 
 RTOL = exact_rtol(np.float64)
-sizes = st.integers(min_value=1, max_value=4)
-seeds = st.integers(min_value=0, max_value=2**32 - 1)
-losses = st.sampled_from(["squared", "cross_entropy"])
-
-
-def _instance(seed, N, K, m, n, loss="squared", lam=0.1, with_P=False):
-    rng = np.random.default_rng(seed)
-    K = max(K, 2) if loss == "cross_entropy" else K
-    inst = synthetic.gaussian(rng, N, K, m, n, loss=loss, lam=lam)
-    if with_P:
-        B = rng.standard_normal((m + n, m + n))
-        inst = inst.with_(P=0.05 * B @ B.T / (m + n))
-    return inst
 
 
 def _objective(inst, Q):
@@ -47,21 +42,21 @@ def _objective(inst, Q):
 
 
 def _small_above_threshold(seed, loss="squared"):
-    """m = n = 4, λ = 0.1 and rank 3 with r(r+1)/2 = 6 > KN (Theorem 4.1 applies): N = 3, K = 1 for
-    the squared loss, N = 2, K = 2 for cross-entropy (which needs K ≥ 2)."""
-    N, K = (3, 1) if loss == "squared" else (2, 2)
-    inst = _instance(seed, N, K, 4, 4, loss=loss, lam=0.1)
-    assert theorem_4_1_applies(3, inst.kn)
+    """m = n = 4, λ = 0.1 and rank 3 with r(r+1)/2 = 6 > KN = 4 (Theorem 4.1 applies): K the fewest
+    outputs the loss accepts (1 for the squared loss, 2 for cross-entropy), N = 4 / K."""
+    K = min_outputs(loss)
+    inst = build_instance(seed, 4 // K, K, 4, 4, loss=loss, lam=0.1)
+    assert inst.kn == 4 and theorem_4_1_applies(3, inst.kn)
     return inst
 
 
 # --- derivatives ------------------------------------------------------------------------------
 
 
-@given(seed=seeds, N=sizes, K=sizes, m=sizes, n=sizes, r=sizes, loss=losses, with_P=st.booleans())
-def test_torch_objective_matches_numpy_batched_and_not(seed, N, K, m, n, r, loss, with_P):
-    inst = _instance(seed, N, K, m, n, loss, with_P=with_P)
-    Qs = np.random.default_rng(seed + 1).standard_normal((3, m + n, r))
+@given(spec=instance_specs(perturbation=perturbations), r=sizes)
+def test_torch_objective_matches_numpy_batched_and_not(spec, r):
+    inst = spec.build()
+    Qs = spec.rng().standard_normal((3, inst.m + inst.n, r))
     batched = _objective(inst, torch.from_numpy(Qs)).numpy()
     for Q, value in zip(Qs, batched):
         expected = inst.lora_objective(Q)
@@ -69,21 +64,21 @@ def test_torch_objective_matches_numpy_batched_and_not(seed, N, K, m, n, r, loss
         assert _objective(inst, torch.from_numpy(Q)).item() == pytest.approx(expected, rel=RTOL, abs=RTOL)
 
 
-@pytest.mark.parametrize("loss", ["squared", "cross_entropy"])
-@pytest.mark.parametrize("with_P", [False, True])
-def test_torch_objective_passes_gradcheck_and_gradgradcheck(rng, loss, with_P):
-    inst = _instance(7, 3, 2, 3, 2, loss, with_P=with_P)
+@pytest.mark.parametrize("loss", LOSS_NAMES)
+@pytest.mark.parametrize("perturbation", [None, "full_rank"])
+def test_torch_objective_passes_gradcheck_and_gradgradcheck(rng, loss, perturbation):
+    inst = build_instance(7, 3, 2, 3, 2, loss, perturbation=perturbation)
     for shape in [(5, 2), (2, 5, 2)]:
         Qt = torch.tensor(rng.standard_normal(shape), requires_grad=True)
         assert torch.autograd.gradcheck(lambda q: _objective(inst, q), (Qt,))
         assert torch.autograd.gradgradcheck(lambda q: _objective(inst, q), (Qt,))
 
 
-@given(seed=seeds, N=sizes, K=sizes, m=sizes, n=sizes, r=sizes, loss=losses, with_P=st.booleans())
-def test_explicit_gradient_MQ_matches_autograd_and_theory(seed, N, K, m, n, r, loss, with_P):
+@given(spec=instance_specs(perturbation=perturbations), r=sizes)
+def test_explicit_gradient_MQ_matches_autograd_and_theory(spec, r):
     """∇F_P(Q) = M Q (MATH.md §2), batched, against torch autograd and theory.optimality.lora_gradient."""
-    inst = _instance(seed, N, K, m, n, loss, with_P=with_P)
-    Qs = np.random.default_rng(seed + 1).standard_normal((2, m + n, r))
+    inst = spec.build()
+    Qs = spec.rng().standard_normal((2, inst.m + inst.n, r))
     prob = TorchLoRAProblem.from_instance(inst)
     Qt = torch.tensor(Qs, requires_grad=True)
     explicit = prob.gradient(Qt.detach(), prob.evaluate(Qt.detach())).numpy()
@@ -94,12 +89,12 @@ def test_explicit_gradient_MQ_matches_autograd_and_theory(seed, N, K, m, n, r, l
         np.testing.assert_allclose(g, theory, rtol=RTOL, atol=RTOL)
 
 
-@given(seed=seeds, N=sizes, K=sizes, m=sizes, n=sizes, r=sizes, loss=losses, with_P=st.booleans())
-def test_theory_hessian_vector_product_matches_double_backward(seed, N, K, m, n, r, loss, with_P):
+@given(spec=instance_specs(perturbation=perturbations), r=sizes)
+def test_theory_hessian_vector_product_matches_double_backward(spec, r):
     """theory.optimality.hessian_vector_product and hessian_quadratic_form against autograd of
     torch_lora_objective (double backward)."""
-    inst = _instance(seed, N, K, m, n, loss, with_P=with_P)
-    Q, W = np.random.default_rng(seed + 1).standard_normal((2, m + n, r))
+    inst = spec.build()
+    Q, W = spec.rng().standard_normal((2, inst.m + inst.n, r))
     Qt = torch.tensor(Q, requires_grad=True)
     (g,) = torch.autograd.grad(_objective(inst, Qt), Qt, create_graph=True)
     (hv,) = torch.autograd.grad(g, Qt, grad_outputs=torch.from_numpy(W))
@@ -114,24 +109,25 @@ def test_theory_hessian_vector_product_matches_double_backward(seed, N, K, m, n,
 
 @given(seed=seeds, m=sizes, n=sizes, r=sizes, starts=st.integers(1, 3))
 def test_lora_init_has_zero_update_and_random_init_does_not(seed, m, n, r, starts):
-    inst = _instance(seed, 2, 1, m, n)
+    inst = build_instance(seed, 2, 1, m, n)
     Q0 = initial_factors(inst, r, starts, "lora", np.random.default_rng(seed))
     assert Q0.shape == (starts, m + n, r)
     assert np.all(Q0[:, m:] == 0) and np.all(np.any(Q0[:, :m] != 0, axis=(1, 2)))   # v = 0, u ≠ 0: δ = 0
     for Q in Q0:
-        assert inst.lora_objective(Q) == pytest.approx(inst.risk(np.zeros((m, n))) + 0.5 * inst.lam * np.sum(Q * Q))
+        expected = inst.risk(np.zeros((m, n))) + 0.5 * inst.lam * np.sum(Q * Q)
+        assert inst.lora_objective(Q) == pytest.approx(expected, rel=RTOL)
     Qr = initial_factors(inst, r, starts, "random", np.random.default_rng(seed))
     assert np.all(np.any(Qr[:, m:] != 0, axis=(1, 2)))
 
 
 def test_lora_init_scale_is_kaiming_like():
-    inst = _instance(0, 2, 1, 400, 3)
+    inst = build_instance(0, 2, 1, 400, 3)
     Q0 = initial_factors(inst, 50, 1, "lora", np.random.default_rng(0))[0]
-    assert np.std(Q0[:400]) == pytest.approx(1 / np.sqrt(400), rel=0.05)   # columns of u have norm ≈ 1
+    assert np.std(Q0[:400]) == pytest.approx(1 / np.sqrt(400), rel=INIT_STD_RTOL)   # columns of u have norm ≈ 1
 
 
 def test_init_does_not_touch_global_rng():
-    inst = _instance(0, 2, 1, 3, 3)
+    inst = build_instance(0, 2, 1, 3, 3)
     np_state, torch_state = np.random.get_state()[1].copy(), torch.get_rng_state().clone()
     solve_bm(inst, 2, starts=2, init="random", rng=np.random.default_rng(0), device="cpu")
     assert np.array_equal(np.random.get_state()[1], np_state) and torch.equal(torch.get_rng_state(), torch_state)
@@ -157,7 +153,7 @@ def test_all_starts_certified_above_the_theorem_4_1_rank(seed, loss, init, metho
 def test_batched_starts_equal_starts_run_one_by_one(method):
     """Starts never interact: the batch follows each start's own trajectory (up to BLAS roundoff),
     and the end points agree."""
-    inst = _instance(3, 4, 2, 6, 5, lam=0.05)
+    inst = build_instance(3, 4, 2, 6, 5, lam=0.05)
     Q0 = initial_factors(inst, 4, 3, "random", np.random.default_rng(0))
     few = solve_bm_multistart(inst, 4, starts=3, Q0=Q0, method=method, max_iter=10, device="cpu")
     full = solve_bm_multistart(inst, 4, starts=3, Q0=Q0, method=method, max_iter=400, device="cpu")
@@ -172,9 +168,9 @@ def test_batched_starts_equal_starts_run_one_by_one(method):
         np.testing.assert_allclose(one.delta, full[s].delta, atol=SOLVER_AGREEMENT_RTOL * np.abs(one.delta).max())
 
 
-@given(seed=st.integers(0, 2**16), method=st.sampled_from(["lbfgs", "bb", "gd"]))
+@given(seed=seeds, method=st.sampled_from(["lbfgs", "bb", "gd"]))
 def test_same_seed_gives_identical_output(seed, method):
-    inst = _instance(seed, 3, 2, 4, 3)
+    inst = build_instance(seed, 3, 2, 4, 3)
     runs = [solve_bm_multistart(inst, 3, starts=2, rng=np.random.default_rng(seed), method=method, max_iter=300,
                                 device="cpu") for _ in range(2)]
     for a, b in zip(*runs):
@@ -207,7 +203,7 @@ def test_solve_result_fields(rng):
 
 def test_gradient_descent_with_the_safe_step_is_monotone(rng):
     """The default GD step 1/L̄ (L̄ bounds ∇²F_P on the sublevel set) gives a non-increasing curve."""
-    inst = _instance(2, 4, 2, 5, 4, loss="cross_entropy", lam=0.05)
+    inst = build_instance(2, 4, 2, 5, 4, loss="cross_entropy", lam=0.05)
     Q0 = initial_factors(inst, 3, 2, "random", rng)
     results = solve_bm_multistart(inst, 3, starts=2, Q0=Q0, method="gd", max_iter=500, device="cpu")
     for res, eta in zip(results, safe_step(inst, Q0)):
@@ -221,13 +217,13 @@ def test_gradient_descent_with_the_safe_step_is_monotone(rng):
 
 
 def test_divergence_is_reported_as_failed(rng):
-    inst = _instance(0, 3, 1, 4, 4)
+    inst = build_instance(0, 3, 1, 4, 4)
     res = solve_bm(inst, 3, rng=rng, method="gd", lr=1e6, max_iter=200, device="cpu")
     assert res.status == SolveStatus.FAILED and "non-finite" in res.message and res.iterations < 200
 
 
 def test_budgets_give_max_iter(rng):
-    inst = _instance(0, 3, 1, 4, 4)
+    inst = build_instance(0, 3, 1, 4, 4)
     res = solve_bm(inst, 3, rng=rng, max_iter=3, device="cpu")
     assert res.status == SolveStatus.MAX_ITER and res.extra["evaluations"] == 3
     res = solve_bm(inst, 3, rng=rng, time_limit=1e-9, device="cpu")
@@ -235,22 +231,22 @@ def test_budgets_give_max_iter(rng):
 
 
 def test_float32_runs_and_is_certified_in_float64(rng):
-    inst = _instance(4, 6, 2, 8, 8, lam=0.05)
+    inst = build_instance(4, 6, 2, 8, 8, lam=0.05)
     Q0 = initial_factors(inst, 6, 2, "lora", rng)
     r32 = solve_bm_multistart(inst, 6, starts=2, Q0=Q0, dtype=torch.float32, device="cpu")
     r64 = solve_bm_multistart(inst, 6, starts=2, Q0=Q0, device="cpu")
     for a, b in zip(r32, r64):
         assert a.status == SolveStatus.CONVERGED and a.Q.dtype == np.float64 and a.extra["dtype"] == "float32"
-        assert a.lifted_objective == pytest.approx(b.lifted_objective, rel=10 * grad_rtol(torch.float32))
-        assert certify(inst, Q=a.Q, tol=1e-3).certified
+        assert a.lifted_objective == pytest.approx(b.lifted_objective, rel=FLOAT32_OBJECTIVE_RTOL)
+        assert certify(inst, Q=a.Q, tol=FLOAT32_GAP_RTOL).certified
     # a tolerance below float32 resolution is never reported as reached
-    for res in solve_bm_multistart(inst, 6, starts=2, Q0=Q0, dtype=torch.float32, grad_tol=1e-12, max_iter=300,
-                                   device="cpu"):
+    for res in solve_bm_multistart(inst, 6, starts=2, Q0=Q0, dtype=torch.float32, grad_tol=BELOW_FLOAT32_GRAD_RTOL,
+                                   max_iter=300, device="cpu"):
         assert res.status in (SolveStatus.MAX_ITER, SolveStatus.INACCURATE)
 
 
 def test_sensing_tensor_is_shared_not_copied_on_cpu():
-    inst = _instance(0, 3, 2, 4, 5)
+    inst = build_instance(0, 3, 2, 4, 5)
     prob = TorchLoRAProblem.from_instance(inst, torch.device("cpu"), torch.float64)
     assert prob.Gmat.data_ptr() == inst.G.ctypes.data and prob.Gmat.shape == (6, 20)
 
@@ -266,10 +262,42 @@ def test_device_for():
         device_for("tpu")
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("loss", LOSS_NAMES)
+def test_cuda_objective_and_gradient_match_numpy(loss):
+    """F_P and ∇F_P = M Q evaluated on the GPU in float64 agree with theory/ (numpy on the CPU)."""
+    inst = build_instance(7, 3, 2, 4, 3, loss, perturbation="full_rank")
+    Qs = np.random.default_rng(0).standard_normal((2, inst.m + inst.n, 2))
+    prob = TorchLoRAProblem.from_instance(inst, torch.device("cuda"), torch.float64)
+    Qt = torch.from_numpy(Qs).to("cuda")
+    ev = prob.evaluate(Qt)
+    assert ev.F.device.type == "cuda"
+    for Q, F, g in zip(Qs, ev.F.cpu().numpy(), prob.gradient(Qt, ev).cpu().numpy()):
+        assert F == pytest.approx(inst.lora_objective(Q), rel=RTOL, abs=RTOL)
+        theory = optimality.lora_gradient(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, inst.P)
+        np.testing.assert_allclose(g, theory, rtol=RTOL, atol=RTOL)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("method", ["lbfgs", "bb"])  # gd needs more than max_iter steps on this instance
+def test_cuda_solve_is_certified_and_agrees_with_cpu(method):
+    """The same starts on the GPU and the CPU end at certified optima with the same objective."""
+    inst = _small_above_threshold(0)
+    Q0 = initial_factors(inst, 3, 2, "random", np.random.default_rng(0))
+    gpu = solve_bm_multistart(inst, 3, starts=2, Q0=Q0, method=method, device="cuda")
+    cpu = solve_bm_multistart(inst, 3, starts=2, Q0=Q0, method=method, device="cpu")
+    for a, b in zip(gpu, cpu):
+        assert a.extra["device"].startswith("cuda") and a.Q.dtype == np.float64
+        assert a.status == SolveStatus.CONVERGED, a.message
+        assert certify(inst, Q=a.Q).certified
+        assert a.lifted_objective == pytest.approx(b.lifted_objective, rel=SOLVER_AGREEMENT_RTOL)
+    assert resolve("cuda") == "cuda" and describe("cuda").startswith("cuda: ")
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_cuda_without_cuda_is_a_clear_error(rng):
     with pytest.raises(ValueError, match="CUDA is not available"):
-        solve_bm(_instance(0, 2, 1, 3, 3), 2, rng=rng, device="cuda")
+        solve_bm(build_instance(0, 2, 1, 3, 3), 2, rng=rng, device="cuda")
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -291,14 +319,14 @@ def test_cuda_without_cuda_is_a_clear_error(rng):
     ({"time_limit": 0}, "time_limit"),
 ])
 def test_bad_inputs_raise_clear_errors(kwargs, match):
-    inst = _instance(0, 2, 1, 3, 3)
+    inst = build_instance(0, 2, 1, 3, 3)
     kw = {"rank": 2, "rng": np.random.default_rng(0), "device": "cpu", **kwargs}
     with pytest.raises(ValueError, match=match):
         solve_bm_multistart(inst, kw.pop("rank"), **kw)
 
 
 def test_gd_without_regularization_needs_a_step(rng):
-    inst = _instance(0, 2, 1, 3, 3, lam=0.0)
+    inst = build_instance(0, 2, 1, 3, 3, lam=0.0)
     with pytest.raises(ValueError, match="explicit lr"):
         solve_bm(inst, 2, rng=rng, method="gd", device="cpu")
     assert solve_bm(inst, 2, rng=rng, method="gd", lr=0.01, max_iter=5, device="cpu").iterations == 5

@@ -6,14 +6,14 @@ import json
 
 import numpy as np
 import pytest
+from strategies import build_instance
 
 from theory import optimality
 from theory.thresholds import no_spurious_rank
-from verify import synthetic
 from verify.cli import main
 from verify.instance import load_instance
 from verify.solvers.bm import solve_bm
-from verify.tolerances import SOSP_ROUNDING_RTOL
+from verify.tolerances import SOLVER_AGREEMENT_RTOL, SOSP_ROUNDING_RTOL
 
 FIELDS = {"objective", "gap_bound", "certified", "lambda_min_M", "rank", "solve_seconds", "solver", "status"}
 CERTIFY_FIELDS = {"certified", "gap_bound", "objective", "lambda_min_M", "rank", "grad_norm", "hessian_lambda_min",
@@ -22,7 +22,7 @@ CERTIFY_FIELDS = {"certified", "gap_bound", "objective", "lambda_min_M", "rank",
 
 @pytest.fixture
 def instance_file(tmp_path):
-    inst = synthetic.gaussian(np.random.default_rng(5), 3, 2, 4, 4, lam=0.05)
+    inst = build_instance(5, 3, 2, 4, 4, lam=0.05)
     return inst.save(tmp_path / "inst.npz")
 
 
@@ -50,7 +50,7 @@ def test_solves_agree(instance_file, tmp_path):
         out = tmp_path / f"{solver}.json"
         main(["solve", str(instance_file), "--rank", "4", "--solver", solver, "--json", str(out)])
         values.append(json.loads(out.read_text())["objective"])
-    assert values[0] == pytest.approx(values[1], rel=1e-5)
+    assert values[0] == pytest.approx(values[1], rel=SOLVER_AGREEMENT_RTOL)
 
 
 def test_landscape_counts(instance_file, tmp_path):

@@ -87,3 +87,40 @@ RADEMACHER_SE = 3.0
 #: NTK regime: relative linearization error at the solution accepted as "linear"; above NTK_REFUTE the
 #: linearization is refuted; between them INCONCLUSIVE
 NTK_ACCEPT, NTK_REFUTE = 0.1, 0.3
+
+
+# tests
+# Tolerances the test suite uses beyond the ones above; each says what it bounds.
+#: λ_min(∇²F_P) at one point computed two ways in float64 (dense eigh, Lanczos, the Rayleigh quotient
+#: of the returned eigenvector, the closed form λ − ‖∇L̂(0)‖_op at Q = 0), relative
+HESSIAN_EIG_RTOL = 1e-8
+#: float64 quantities computed through a cancellation, where plain rounding (EXACT_RTOL) is amplified:
+#: ⟨(Z − X)/τ, X⟩ of a singular-value threshold, a solver's recorded objective vs a fresh evaluation
+CANCELLATION_RTOL = 1e3 * EXACT_RTOL[np.dtype(np.float64)]
+#: float32 vs float64 Burer–Monteiro end points: relative agreement of the objectives (10 × the float32
+#: stopping tolerance GRAD_RTOL)
+FLOAT32_OBJECTIVE_RTOL = 10 * GRAD_RTOL[np.dtype(np.float32)]
+#: certify's tolerance for a float32 end point (float32 cannot resolve gaps near GAP_RTOL)
+FLOAT32_GAP_RTOL = 1e-3
+#: a stopping tolerance far below float32 resolution: a float32 run must never report it reached
+BELOW_FLOAT32_GRAD_RTOL = 1e-12
+#: sample standard deviation of the LoRA initialisation's 400 × 50 entries vs 1/√m (≈ 10 standard errors)
+INIT_STD_RTOL = 0.05
+#: central finite differences: the step, and the relative error they reach with it (O(step²) + rounding/step)
+FD_STEP = 1e-5
+FD_RTOL = 1e-6
+#: the linearization error ‖f(θ + δ) − f(θ) − A(δ)‖ / ‖A(δ)‖ computed twice in float64 (a difference of
+#: nearly equal network outputs loses digits), relative
+LINEARIZATION_RTOL = 1e-6
+#: the linearization error at ‖δ‖ → 0: below this at t = 1e-4, and its ratio between t and t/10 within
+#: this relative distance of 1/10 (the remainder is second order; higher orders perturb the ratio)
+LINEARIZATION_SMALL = 1e-2
+LINEARIZATION_RATIO_RTOL = 0.2
+#: Figure 1's toy examples: the membership tests (max |residual|, |det δ|) that must reject planted
+#: points 1e-3 away from the set
+TOY_MEMBERSHIP_TOL = 1e-6
+#: a 721-point grid over the rank-1 directions of R^{2×2} comes within this of the rank-1 infimum,
+#: and a multi-start BFGS within this of the closed form
+RANK1_GRID_ATOL = 1e-3
+#: a sampled frequency lies within this many binomial standard deviations of its probability
+SAMPLING_SIGMAS = 5.0

@@ -1,0 +1,126 @@
+"""The one instance builder of the test suite and the hypothesis strategies that feed it.
+
+Hypothesis draws the structure of a case — dimensions, loss, λ, the kind of perturbation P, a seed —
+and ``InstanceSpec.build`` makes the arrays from it deterministically (raw random floats drawn by
+hypothesis give NaNs and useless cases). A spec is what a failing example prints: a short, exact
+recipe, not a page of arrays.
+
+The instance (``build_instance`` / ``InstanceSpec.build``), from ``numpy.random.default_rng(seed)``:
+
+- G, f0, Y: ``verify.synthetic.gaussian`` — G[i, j] has i.i.d. N(0, 1/(m n)) entries (‖G[i, j]‖_F ≈ 1),
+  f0 and Y from the loss's ``random_offsets`` / ``random_targets``;
+- P (only when ``perturbation`` names a kind of ``verify.experiments.landscape.PERTURBATIONS``): drawn next from
+  the same generator by ``verify.experiments.landscape.random_perturbation``, a PSD matrix (m+n, m+n) scaled to
+  ‖P‖_F = ``eps`` (default ``PERTURBATION_NORM``). Because P is drawn after G, f0, Y, the same spec with
+  and without a perturbation gives the same G, f0, Y.
+
+Import as ``from strategies import ...`` (pytest puts ``tests/`` on ``sys.path`` through its conftest).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from functools import cache
+
+import numpy as np
+from hypothesis import strategies as st
+
+from theory.losses import LOSS_NAMES, TargetError, get_loss
+from verify import synthetic
+from verify.instance import Instance
+from verify.experiments.landscape import PERTURBATIONS, random_perturbation
+
+#: seeds of numpy Generators
+seeds = st.integers(0, 2**32 - 1)
+#: sizes N, K, m, n, r of the derivative checks (dense autograd: keep them tiny)
+sizes = st.integers(1, 4)
+#: sizes N, m, n of the instances the convex solvers solve exactly
+dims = st.integers(1, 6)
+#: every registered loss
+losses = st.sampled_from(LOSS_NAMES)
+#: regularisation strengths λ > 0 (a certificate needs λ > 0 for cross-entropy)
+LAMBDAS = (0.01, 0.1, 1.0)
+lams = st.sampled_from(LAMBDAS)
+#: the kinds of PSD perturbation P
+perturbation_kinds = st.sampled_from(PERTURBATIONS)
+#: a kind of perturbation or none
+perturbations = st.none() | perturbation_kinds
+
+#: ‖P‖_F of a perturbed test instance: small next to the risk's curvature (≈ 1), large enough that
+#: a mistake in the P terms of F_P, ∇F_P, ∇²F_P shows far above float64 rounding
+PERTURBATION_NORM = 0.3
+#: the largest K tried by ``min_outputs``
+_MAX_OUTPUTS = 8
+
+
+@cache
+def min_outputs(loss: str) -> int:
+    """The fewest outputs K the loss accepts, asked of the loss itself (its ``targets`` check on one
+    label), so that no test branches on a loss name: 1 for the squared loss, 2 for cross-entropy."""
+    lossf = get_loss(loss)
+    for K in range(1, _MAX_OUTPUTS + 1):
+        try:
+            lossf.targets(lossf.targets_from_labels(np.zeros(1, dtype=np.int64), K), 1, K)
+        except TargetError:
+            continue
+        return K
+    raise ValueError(f"loss {loss!r} accepts no K ≤ {_MAX_OUTPUTS}")
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    """The recipe of a test instance: N examples, K outputs, δ of shape (m, n), the loss, λ, the kind
+    of perturbation P (None: no P) and its Frobenius norm ``eps``, and the seed of every array."""
+
+    seed: int
+    N: int
+    K: int
+    m: int
+    n: int
+    loss: str = "squared"
+    lam: float = 0.1
+    perturbation: str | None = None
+    eps: float = PERTURBATION_NORM
+
+    def build(self) -> Instance:
+        """The instance, built as the module docstring says (same spec, same arrays)."""
+        if self.K < min_outputs(self.loss):
+            raise ValueError(f"the {self.loss} loss needs K ≥ {min_outputs(self.loss)}, got K = {self.K}")
+        rng = np.random.default_rng(self.seed)
+        inst = synthetic.gaussian(rng, self.N, self.K, self.m, self.n, loss=self.loss, lam=self.lam)
+        if self.perturbation is not None:
+            inst = inst.with_(P=random_perturbation(rng, self.m + self.n, self.perturbation, self.eps))
+        return inst
+
+    def rng(self, stream: int = 1) -> np.random.Generator:
+        """A generator for the points a test draws beside the instance (stream ≥ 1; stream 0 is the
+        instance's own), independent of the instance's arrays."""
+        if stream < 1:
+            raise ValueError("stream 0 is the instance's own generator")
+        return np.random.default_rng([self.seed, stream])
+
+    def without_perturbation(self) -> "InstanceSpec":
+        """The same G, f0, Y, λ without P."""
+        return replace(self, perturbation=None)
+
+
+def build_instance(seed: int, N: int, K: int, m: int, n: int, loss: str = "squared", lam: float = 0.1,
+                   perturbation: str | None = None, eps: float = PERTURBATION_NORM) -> Instance:
+    """``InstanceSpec(...).build()`` for the tests that fix their instance by hand."""
+    return InstanceSpec(seed, N, K, m, n, loss, lam, perturbation, eps).build()
+
+
+@st.composite
+def loss_and_outputs(draw, loss=losses, K=sizes) -> tuple[str, int]:
+    """A loss name and a number of outputs K it accepts: a drawn K below the loss's ``min_outputs`` is
+    raised to it (cross-entropy gets K ≥ 2, the squared loss keeps K = 1)."""
+    name = draw(loss)
+    return name, max(draw(K), min_outputs(name))
+
+
+@st.composite
+def instance_specs(draw, *, N=sizes, K=sizes, m=sizes, n=sizes, loss=losses, lam=st.just(0.1),
+                   perturbation=st.none()) -> InstanceSpec:
+    """An ``InstanceSpec`` with every field drawn from the given strategies (K as ``loss_and_outputs``)."""
+    name, k = draw(loss_and_outputs(loss, K))
+    return InstanceSpec(seed=draw(seeds), N=draw(N), K=k, m=draw(m), n=draw(n), loss=name, lam=draw(lam),
+                        perturbation=draw(perturbation))
