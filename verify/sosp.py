@@ -191,8 +191,9 @@ def _iterative_min(op, rng: np.random.Generator, scale: float, B: np.ndarray | N
     k = min(LOBPCG_BLOCK, (d - t) // 5)
     if k >= 1:
         X = rng.standard_normal((d, k))
-        with warnings.catch_warnings():  # non-convergence is judged by the residual below
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings():  # scipy's lobpcg warns when it stops short of tol ("Exited at /
+            # Failed at / eigh failed at iteration ..."); non-convergence is judged by the residual below
+            warnings.filterwarnings("ignore", message="(Exited|Failed|eigh failed) ", category=UserWarning)
             _, V = scipy.sparse.linalg.lobpcg(op, X, Y=B if t else None, tol=tol, maxiter=maxiter, largest=False)
         candidates += [_rayleigh(apply, V[:, i], B) for i in range(V.shape[1])]
     shift = 2.0 * scale + 1.0  # pushes the tangent directions above the spectrum of P⊥HP⊥
@@ -301,9 +302,9 @@ def certified_optimum(inst: Instance, rng: np.random.Generator, *, tol: float = 
         res = solve_bm(inst, rank, starts=1, init="random", rng=rng, device="cpu")
         if res.Q is None or not np.all(np.isfinite(res.Q)):
             continue
-        c = certify(inst, Q=res.Q, tol=tol)
-        if c.certified:
-            return c.lifted_objective, c.rank
+        cert = certify(inst, Q=res.Q, tol=tol)
+        if cert.certified:
+            return cert.lifted_objective, cert.rank
     return None
 
 
@@ -323,11 +324,11 @@ def classify_point(inst: Instance, Q: np.ndarray, *, rng: np.random.Generator, o
     - ``unresolved_sosp``: strict SOSP that is neither certified nor provably above F*.
     """
     Q = np.asarray(Q, dtype=float)
-    c = certify(inst, Q=Q, tol=tol)
+    cert = certify(inst, Q=Q, tol=tol)
     s = sosp_test(inst, Q, rng=rng, grad_tol=grad_tol, hess_tol=hess_tol, strict_tol=strict_tol, method=method,
                   project_rotations=project_rotations)
-    out = PointClassification(label="", certificate=c, sosp=s)
-    if c.certified:
+    out = PointClassification(label="", certificate=cert, sosp=s)
+    if cert.certified:
         out.label = "global"
     elif s.grad_norm > s.grad_tol:
         out.label = "not_stationary"
@@ -343,7 +344,7 @@ def classify_point(inst: Instance, Q: np.ndarray, *, rng: np.random.Generator, o
         else:
             out.optimum = float(optimum)
         if out.optimum is not None:
-            out.excess = c.lifted_objective - out.optimum
+            out.excess = cert.lifted_objective - out.optimum
         above = out.optimum is not None and out.excess > tol * max(1.0, abs(out.optimum))
         out.label = "spurious_local_min" if above else "unresolved_sosp"
     return out
