@@ -82,6 +82,11 @@ RANK_SPEED_RHO_TOL = 0.5
 RATE_MARGIN_TOL = 1e-9
 #: significance level of the one-sided binomial tests (Theorem 5.1)
 BINOMIAL_ALPHA = 0.05
+#: Theorem 5.1: a size N where δ̂ ≠ 0 in fewer than this fraction of trials is INCONCLUSIVE (the bound cannot
+#: fail when δ̂ = 0); the near-miss control divides the bound by T51_NEAR_MISS_DIVISOR (just beyond the observed
+#: slack bound ÷ quantile ≈ 8–10 on the aligned pool)
+T51_MIN_NONZERO_FRACTION = 0.5
+T51_NEAR_MISS_DIVISOR = 12.0
 #: Lemma C.4: the Monte-Carlo mean must clear the bound by this many standard errors
 RADEMACHER_SE = 3.0
 #: NTK regime: relative linearization error at the solution accepted as "linear"; above NTK_REFUTE the
