@@ -89,6 +89,12 @@ T51_MIN_NONZERO_FRACTION = 0.5
 T51_NEAR_MISS_DIVISOR = 12.0
 #: Lemma C.4: the Monte-Carlo mean must clear the bound by this many standard errors
 RADEMACHER_SE = 3.0
+#: Lemma C.4 near-miss control: the bound R D √K/√N scaled by this (exact ÷ bound ≈ 0.76 on the aligned pool)
+C4_NEAR_MISS_SCALE = 0.7
+#: ce_lipschitz: the near-miss constant √2·(1 − CE_NEAR_MISS_RTOL) (above the rounding tolerance 1e-9), and the
+#: scales s of the saturated logits s(e_k − e_y) (softmax − e_y → e_k − e_y, of norm √2)
+CE_NEAR_MISS_RTOL = 1e-8
+CE_SATURATED_SCALES = (50.0, 1000.0)
 #: NTK regime: relative linearization error at the solution accepted as "linear"; above NTK_REFUTE the
 #: linearization is refuted; between them INCONCLUSIVE
 NTK_ACCEPT, NTK_REFUTE = 0.1, 0.3
