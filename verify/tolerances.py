@@ -57,6 +57,13 @@ SOSP_ROUNDING_RTOL = 1e-9
 
 #: Lemma 2.2: relative error of ‖δ‖_* = ½(‖u‖² + ‖v‖²) accepted as equality
 LEMMA_2_2_RTOL = 100 * EXACT_RTOL[np.dtype(np.float64)]
+#: Lemma 2.2 with an independent side: ‖δ‖_* by an SDP (cvxpy normNuc, Clarabel) agrees to L22_SDP_RTOL (the
+#: solver's accuracy, not float64's) on the first L22_SDP_MATRICES matrices; wide factorizations carry
+#: L22_EXTRA_COLUMNS columns beyond rank δ; the near-miss control unbalances the factors by R = I + L22_IMBALANCE·A
+L22_SDP_RTOL = 1e-6
+L22_SDP_MATRICES = 10
+L22_EXTRA_COLUMNS = 3
+L22_IMBALANCE = 1e-2
 #: Theorem 3.1 step 2: |⟨(λ/2)I + P, QWQᵀ⟩| relative residual accepted as zero
 LINEAR_TERM_TOL = 1e-8
 #: λ = 0 convex case: ‖∇L̂(δ)‖_F at or below this is first-order optimality (float64)
