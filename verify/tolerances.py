@@ -66,6 +66,11 @@ L22_EXTRA_COLUMNS = 3
 L22_IMBALANCE = 1e-2
 #: Theorem 3.1 step 2: |⟨(λ/2)I + P, QWQᵀ⟩| relative residual accepted as zero
 LINEAR_TERM_TOL = 1e-8
+#: Theorem 3.1 interior-point case: N × (m × n) of the instance (K = 1), BM starts per rank when searching the
+#: lowest certified rank, and the λ' of the near-miss control (step 2 with (λ'/2)I + P on a start optimal at λ = 0)
+T31_IP_N, T31_IP_M, T31_IP_N_COLS = 6, 10, 8
+T31_BM_STARTS = 4
+T31_NEAR_MISS_LAMBDA = 1e-3
 #: λ = 0 convex case: ‖∇L̂(δ)‖_F at or below this is first-order optimality (float64)
 KKT_TOL = 1e-10
 #: Figure 1 toy examples: a value ≤ TOY_VALUE_TOL above the global minimum is a global minimum; local minima
