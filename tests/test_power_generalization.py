@@ -22,18 +22,9 @@ OWN = ("theorem_5_1", "lemma_c4", "ce_lipschitz", "theorem_3_1", "figure_1", "le
 def test_claim_has_a_caught_near_miss_and_states_its_power(claim):
     spec = next(s for s in all_claims() if s.id == claim)
     outcome = spec.run(Context(profile="quick", seed=0, device="cpu"))
-    near = [c for c in all_outcome_controls(claim, outcome) if c.kind == ControlKind.NEAR_MISS]
+    near = [c for c in outcome.controls if c.claim == claim and c.kind == ControlKind.NEAR_MISS]
     assert near and all(c.caught for c in near), [(c.id, c.verdict) for c in near]
     assert outcome.check.power and outcome.check.resolution
-
-
-def all_outcome_controls(claim, outcome):
-    """Controls of ``claim`` (figure_1 also carries one of theorem_3_1's)."""
-    controls = [c for c in outcome.controls if c.claim == claim]
-    if claim == "theorem_3_1" and not any(c.kind == ControlKind.NEAR_MISS for c in controls):
-        fig = next(s for s in all_claims() if s.id == "figure_1").run(Context(profile="quick", seed=0, device="cpu"))
-        controls += [c for c in fig.controls if c.claim == claim]
-    return controls
 
 
 def test_aligned_pool_is_well_specified_and_gives_nonzero_gradient_at_zero():
