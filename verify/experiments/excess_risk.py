@@ -64,6 +64,18 @@ def run_trials(pool: population.Pool, N: int, trials: int, rng: np.random.Genera
     return Trials(N, lam, *cols)
 
 
+def nonzero_fraction_scan(pool: population.Pool, Ns: list[int], trials: int, rng: np.random.Generator, eps: float,
+                          eta: float) -> dict[int, float]:
+    """Fraction of training sets of size N with δ̂ ≠ 0 at the theorem's λ, i.e. ‖∇L̂(0)‖_op > λ (exact; no solve)."""
+    out = {}
+    for N in Ns:
+        lam = gen.theorem_c6_lambda(eps, pool.K, gen.CROSS_ENTROPY_LIPSCHITZ, pool.R, N, eta)
+        z = np.zeros_like(pool.teacher)
+        out[N] = float(np.mean([np.linalg.norm(population.sample_training_set(pool, N, rng, lam).gradient(z), 2) > lam
+                                for _ in range(trials)]))
+    return out
+
+
 def crossover_N(bound_at: float, N: int, excess_zero: float) -> float:
     """The N from which a bound C/√N (equal to ``bound_at`` at N) falls below ``excess_zero``, the
     excess risk of δ = 0: N* = (C / excess_zero)². Below N* the bound is weaker than "predict δ = 0"."""
