@@ -17,8 +17,8 @@ from verify.experiments import excess_risk
 from verify.experiments.controls import rademacher_wrong_power
 from verify.experiments.rademacher import pool_estimates
 from verify.results import CheckResult, Verdict
-from verify.tolerances import (BINOMIAL_ALPHA, C4_NEAR_MISS_SCALE, CE_NEAR_MISS_RTOL, CE_SATURATED_SCALES, RADEMACHER_SE,
-                               T51_MIN_NONZERO_FRACTION, T51_NEAR_MISS_DIVISOR, exact_rtol)
+from verify.tolerances import (BINOMIAL_ALPHA, C4_NEAR_MISS_SCALE, CE_NEAR_MISS_RTOL, CE_SATURATED_SCALES,
+                               RADEMACHER_SE, T51_MIN_NONZERO_FRACTION, T51_NEAR_MISS_DIVISOR, exact_rtol)
 
 EPS, ETA = 0.5, 0.1
 #: pool geometry (m = n = SIDE) and size of Lemma C.4's pool
@@ -96,25 +96,27 @@ def run_theorem_5_1(ctx: Context) -> ClaimOutcome:
         trials = {N: excess_risk.run_trials(pool, N, cfg.trials, ctx.rng(f"theorem_5_1/{N}"), EPS, ETA)
                   for N in Ns}
         verdict, margin, rows = evaluate_theorem_5_1(trials, bound, dev_bound)
+        scan = excess_risk.nonzero_fraction_scan(pool, list(cfg.scan_Ns), cfg.trials, ctx.rng("theorem_5_1/scan"),
+                                                 EPS, ETA)
     excess0 = population.excess_risk(pool, np.zeros_like(pool.teacher))
     n_star = excess_risk.crossover_N(bound(Ns[0]), Ns[0], excess0)
     ratios = [bound(N) / float(np.quantile(trials[N].excess, 1 - ETA)) for N in Ns]
     details = rows | {
         "nonzero_solution_fraction": {str(N): trials[N].nonzero_fraction for N in Ns},
-        "nonzero fraction at smaller N (‖∇L̂(0)‖_op > λ, no solve)": {str(N): f for N, f in excess_risk.nonzero_fraction_scan(
-            pool, list(cfg.scan_Ns), cfg.trials, ctx.rng("theorem_5_1/scan"), EPS, ETA).items()},
+        "nonzero fraction at smaller N (‖∇L̂(0)‖_op > λ, no solve)": {str(N): f for N, f in scan.items()},
         "‖∇L̂(0)‖_op / λ (median)": {str(N): float(np.median(trials[N].grad0_over_lam)) for N in Ns},
         "uncertified solves": int(sum((~trials[N].certified).sum() for N in Ns)),
         "excess risk of δ = 0": excess0, "N from which the bound < excess risk of δ = 0": n_star,
         "R": pool.R, "‖δ_teacher‖_*": nuc, "ε": EPS, "η": ETA, "trials per N": cfg.trials,
-        "C6 and 5.1 bounds agree (G = √2)": bool(np.isclose(
-            bound(64), gen.theorem_c6_excess_risk_bound(nuc, EPS, pool.K, gen.CROSS_ENTROPY_LIPSCHITZ, pool.R, 64, ETA)))}
+        "C6 and 5.1 bounds agree (G = √2)": bool(np.isclose(bound(64), gen.theorem_c6_excess_risk_bound(
+            nuc, EPS, pool.K, gen.CROSS_ENTROPY_LIPSCHITZ, pool.R, 64, ETA)))}
     power = (f"δ̂ ≠ 0 in at least {min(details['nonzero_solution_fraction'].values()):.0%} of the trials at every N "
              f"(‖∇L̂(0)‖_op > λ): the excess risk varies with the sample and the proof's steps ‖δ̂‖_* ≤ (2+ε)‖δ*‖_* "
              f"and Lemma C.5's deviation are tested on the realized δ̂ (both hold with a wide margin: max ‖δ̂‖_*/D = "
              f"{max(t.nuc_ratio.max() for t in trials.values()):.2g}, max deviation ÷ bound = "
-             f"{max(t.deviation.max() / dev_bound(N) for N, t in trials.items()):.2g}). The bound is loose: bound ÷ observed "
-             f"{1 - ETA:.0%} quantile = {min(ratios):.3g}–{max(ratios):.3g}; it is below the excess risk of δ = 0 "
+             f"{max(t.deviation.max() / dev_bound(N) for N, t in trials.items()):.2g}). The bound is loose: "
+             f"bound ÷ observed {1 - ETA:.0%} quantile = {min(ratios):.3g}–{max(ratios):.3g}; it is below the "
+             f"excess risk of δ = 0 "
              f"({excess0:.3g}) only from N ≈ {n_star:.3g}.")
     resolution = (f"a bound {T51_NEAR_MISS_DIVISOR:g}× smaller is caught (control theorem_5_1_bound_divided); a bound "
                   f"too large by less than the observed slack ≈ {min(ratios):.3g}× cannot be told from the theorem's.")
@@ -151,11 +153,13 @@ def run_lemma_c4(ctx: Context) -> ClaimOutcome:
     with Timer() as t:
         gauss = population.make_pool(ctx.rng("rademacher_pool"), POOL, K, SIDE, SIDE)
         aligned = population.make_aligned_pool(ctx.rng("rademacher_aligned"), POOL, SIDE, 1.0, ALIGNED_NOISE)
-        pools = {name: pool_estimates(p.G, Ns, rng, cfg.draws) for name, p in (("gaussian", gauss), ("aligned", aligned))}
+        pools = {name: pool_estimates(p.G, Ns, rng, cfg.draws)
+                 for name, p in (("gaussian", gauss), ("aligned", aligned))}
         verdict, margin, rows = _c4_verdict(pools, K, final)
         v_jensen, m_jensen, _ = _c4_verdict(pools, K, lambda st, R, K, N: st[N].jensen)
         verdict = combine([verdict, v_jensen])
-    tight = max((e.mean - RADEMACHER_SE * e.se) / gen.rademacher_bound(e.R, 1.0, K, N) for N, e in pools["aligned"].items())
+    tight = max((e.mean - RADEMACHER_SE * e.se) / gen.rademacher_bound(e.R, 1.0, K, N)
+                for N, e in pools["aligned"].items())
     details = rows | {"sign draws": "all 2^(NK) when NK ≤ 16, else Monte Carlo (± is one standard error)",
                       "Jensen step exact ≤ (D/N)√(Σ‖G‖²): relative margin": m_jensen,
                       "max (exact − 3 SE) ÷ bound on the aligned pool": tight}
@@ -173,7 +177,8 @@ def run_lemma_c4(ctx: Context) -> ClaimOutcome:
     near = control("lemma_c4_scaled_bound", "lemma_c4", f"bound R D √K/√N scaled by {C4_NEAR_MISS_SCALE:g}", v, m,
                    kind=ControlKind.NEAR_MISS)
     v, m, _ = _c4_verdict(pools, K, lambda st, R, K, N: rademacher_wrong_power(R, K, N))
-    gross = control("lemma_c4_wrong_power", "lemma_c4", "bound R D √K / N (wrong power of N)", v, m, kind=ControlKind.GROSS)
+    gross = control("lemma_c4_wrong_power", "lemma_c4", "bound R D √K / N (wrong power of N)", v, m,
+                    kind=ControlKind.GROSS)
     stats = pools["gaussian"]
     fig = figure_data.rademacher(stats, {N: gen.rademacher_bound(stats[N].R, 1.0, K, N) for N in Ns})
     return ClaimOutcome(check, [near, gross], {"rademacher": fig})
@@ -202,13 +207,16 @@ def run_ce_lipschitz(ctx: Context) -> ClaimOutcome:
     near_c = np.sqrt(2.0) * (1 - CE_NEAR_MISS_RTOL)
     check = CheckResult("ce_lipschitz", "‖∇ℓ_CE(ŷ, y)‖₂ = ‖softmax(ŷ) − e_y‖₂ ≤ √2 for every ŷ (so G = √2 in Thm C.6).",
                         "Proof of Theorem 5.1", verdict, margin,
-                        ["24000 random logits, K ∈ {2, 3, 10}", f"saturated logits s(e_k − e_y), s ∈ {CE_SATURATED_SCALES}"],
+                        ["24000 random logits, K ∈ {2, 3, 10}",
+                         f"saturated logits s(e_k − e_y), s ∈ {CE_SATURATED_SCALES}"],
                         t.seconds, details,
                         "saturated logits attain √2 up to rounding, so any constant below √2 by more than the rounding "
                         "tolerance fails on them; a larger norm anywhere in the random logits would fail the claim.",
-                        f"√2·(1 − {CE_NEAR_MISS_RTOL:g}) is caught; resolves constants below √2 − {exact_rtol(np.float64):g}.")
+                        f"√2·(1 − {CE_NEAR_MISS_RTOL:g}) is caught; resolves constants below "
+                        f"√2 − {exact_rtol(np.float64):g}.")
     v, m, _ = evaluate_ce_lipschitz(ctx, near_c)
-    near = control("ce_lipschitz_sqrt2_minus", "ce_lipschitz", f"Lipschitz constant √2·(1 − {CE_NEAR_MISS_RTOL:g})", v, m,
+    near = control("ce_lipschitz_sqrt2_minus", "ce_lipschitz", f"Lipschitz constant √2·(1 − {CE_NEAR_MISS_RTOL:g})",
+                   v, m,
                    kind=ControlKind.NEAR_MISS)
     v, m, _ = evaluate_ce_lipschitz(ctx, 1.0)
     return ClaimOutcome(check, [near, control("ce_lipschitz_one", "ce_lipschitz", "Lipschitz constant 1 in place of √2",

@@ -68,7 +68,8 @@ def _cases(ctx: Context) -> list[tuple[str, Instance, np.ndarray]]:
         cases.append((f"λ = {inst.lam:g}, {loss}, trace sensing (N=3, K=2, 8×8)", inst,
                       _as_Q(synthetic.trace_sensing_optimum(inst))))
     inst, Q = _interior_point_case(rng)
-    cases.append((f"λ = 0, P = xxᵀ ≠ 0, squared, interior-point optimum of (Q) (N={T31_IP_N}, {T31_IP_M}×{T31_IP_N_COLS})",
+    cases.append((f"λ = 0, P = xxᵀ ≠ 0, squared, interior-point optimum of (Q) "
+                  f"(N={T31_IP_N}, {T31_IP_M}×{T31_IP_N_COLS})",
                   inst, Q))
     gauss = synthetic.gaussian(rng, 6, 2, 8, 8, loss="cross_entropy", lam=0.02)
     bm = solve_bm(gauss, 8, starts=2, init="random", rng=rng, device=ctx.device)
