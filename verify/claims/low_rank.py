@@ -89,14 +89,16 @@ def _interior_point_case(rng: np.random.Generator) -> tuple[Instance, np.ndarray
     return inst, solve_cvxpy(inst, formulation="lifted", solver="CLARABEL").Q
 
 
-def lowest_certified_rank(inst: Instance, max_rank: int, rng: np.random.Generator, device: str) -> int | None:
+def lowest_certified_rank(inst: Instance, max_rank: int, rng: np.random.Generator,
+                          device: str) -> tuple[int | None, str]:
     """The smallest LoRA rank r ≤ max_rank at which Burer–Monteiro (L-BFGS, T31_BM_STARTS random starts)
-    reaches a certified global minimizer (``_start_certified``); None if none does."""
+    reaches a certified global minimizer (``_start_certified``), and its proof; None if none does."""
     for r in range(1, max_rank + 1):
         bm = solve_bm(inst, r, starts=T31_BM_STARTS, init="random", rng=rng, device=device)
-        if _start_certified(inst, bm.Q)[0]:
-            return r
-    return None
+        ok, how = _start_certified(inst, bm.Q)
+        if ok:
+            return r, how
+    return None, "none certified"
 
 
 def _numerical_factor(inst: Instance, Q: np.ndarray) -> np.ndarray:
@@ -146,8 +148,8 @@ def run_theorem_3_1(ctx: Context) -> ClaimOutcome:
                         verdict, margin, [label for label, _ in results], t.seconds, details)
     ip_label, ip_inst, ip_Q = next(c for c in cases if "interior-point" in c[0])
     ip = dict(results)[ip_label]
-    lowest = lowest_certified_rank(ip_inst, ip["final_rank"], ctx.rng("theorem_3_1/bm"), ctx.device)
-    details["interior-point case: lowest certified rank found by BM"] = lowest
+    lowest, proof = lowest_certified_rank(ip_inst, ip["final_rank"], ctx.rng("theorem_3_1/bm"), ctx.device)
+    details["interior-point case: lowest certified rank found by BM"] = f"{lowest} ({proof})"
     near, near_margin, near_resid = _control_linear_term(ip_inst, ip_Q)
     check.power = (f"the interior-point start is a certified global minimizer of rank {ip['ranks'][0]} with P ≠ 0 and "
                    f"no structure forcing its rank; the reduction takes it to rank {ip['final_rank']} (bound: "
