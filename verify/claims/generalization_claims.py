@@ -128,7 +128,8 @@ def run_theorem_5_1(ctx: Context) -> ClaimOutcome:
                         [f"aligned pool of {ALIGNED_POOL} examples, K = 2, {SIDE}×{SIDE}, rank-1 softmax teacher "
                          f"‖δ*‖_* = {nuc:g}"] + [f"N = {N}" for N in Ns], t.seconds, details, power, resolution)
     v_pow, _, _ = evaluate_theorem_5_1(trials, lambda N: bound(N) / (2 + EPS) ** 2, dev_bound)
-    details["bound with (2+ε)⁰ in place of (2+ε)² (÷ 6.25): verdict"] = v_pow.value + ("" if v_pow == Verdict.VIOLATED else " (not resolved: the slack is larger)")
+    details["bound with (2+ε)⁰ in place of (2+ε)² (÷ 6.25): verdict"] = v_pow.value + (
+        "" if v_pow == Verdict.VIOLATED else " (not resolved: the slack is larger)")
     v, m, _ = evaluate_theorem_5_1(trials, lambda N: bound(N) / T51_NEAR_MISS_DIVISOR, dev_bound)
     near = control("theorem_5_1_bound_divided", "theorem_5_1", f"bound divided by {T51_NEAR_MISS_DIVISOR:g} "
                    f"(just beyond the observed slack)", v, m, kind=ControlKind.NEAR_MISS)
