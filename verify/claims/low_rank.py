@@ -244,12 +244,14 @@ def evaluate_figure_1(ctx: Context, expected_points_b: int = 2, c_has_rank1: boo
     gap = best_slice - toy.global_min_value("c")
     c_verdict = verdict_from_margin(gap if not c_has_rank1 else -gap, TOY_GAP_TOL)
     verdicts.append(combine([c_verdict, Verdict.HOLDS if toy.is_global_min("c", rank2, tol) else Verdict.VIOLATED]))
-    return combine(verdicts), gap, out
+    # margin: the smallest of (c)'s signed gap and (b)'s count slack (½ − |found − expected|: < 0 on a wrong count)
+    return combine(verdicts), min(gap if not c_has_rank1 else -gap, 0.5 - abs(nb - expected_points_b)), out
 
 
 def run_figure_1(ctx: Context) -> ClaimOutcome:
     with Timer() as t:
         verdict, margin, details = evaluate_figure_1(ctx)
+    c_gap = details["c_best_rank1_value_in_slice"] - toy.global_min_value("c")
     check = CheckResult("figure_1", "Toy examples (λ = 0, K = 1, 2×2, slice w = 1): the rank-1 global minima are a curve "
                         "(a), two points (b), and empty with a rank-2 global minimum (c).", "Figure 1 / Section 3",
                         verdict, margin, ["toy (a) N=1", "toy (b) N=2", "toy (c) N=3"], t.seconds, details,
@@ -257,7 +259,7 @@ def run_figure_1(ctx: Context) -> ClaimOutcome:
                         "global minima (clusters of radius TOY_CLUSTER_RADIUS): a wrong count for (a), (b) or a rank-1 "
                         "minimum of (c) within TOY_GAP_TOL of the global value would fail the check.",
                         f"one point more or fewer in (b) is caught (control figure_1_b_one_point); (c)'s rank-1 "
-                        f"infimum exceeds the minimum by {margin:.3g}, resolved down to TOY_GAP_TOL = {TOY_GAP_TOL:g}.")
+                        f"infimum exceeds the minimum by {c_gap:.3g}, resolved down to TOY_GAP_TOL = {TOY_GAP_TOL:g}.")
     v1, m1, _ = evaluate_figure_1(ctx, expected_points_b=1)
     v2, m2, _ = evaluate_figure_1(ctx, c_has_rank1=True)
     controls = [control("figure_1_b_one_point", "figure_1", "(b) claimed to have a single rank-1 global minimum", v1, m1, kind=ControlKind.NEAR_MISS),
