@@ -107,3 +107,23 @@ def sample_training_set(pool: Pool, N: int, rng: np.random.Generator, lam: float
     labels = np.minimum((rng.random(N)[:, None] >= cdf).sum(axis=1), pool.K - 1)
     return Instance(pool.G[idx], pool.f0[idx], labels.astype(np.int64), "cross_entropy", lam,
                     name="population_sample", provenance={"pool_indices": idx.tolist()})
+
+
+def make_aligned_pool(rng: np.random.Generator, pool_size: int, side: int, teacher_scale: float,
+                      noise: float) -> Pool:
+    """A K = 2 pool whose sensing is aligned with the teacher, so that ‖∇L̂(0)‖_op is of order R and
+    Theorem 5.1's λ ∝ R/√N falls below it (δ̂ ≠ 0) already at N in the low thousands:
+        G_p[0] = −G_p[1] = ½ (B + noise·E_p),  f0_p = 0,  δ_teacher = teacher_scale · B,
+    B a fixed rank-1 (side, side) matrix with ‖B‖_F = 1 (so ‖δ_teacher‖_* = teacher_scale), E_p i.i.d.
+    Gaussian scaled to ‖E_p‖_F = 1. The logit margin of example p is ⟨B + noise·E_p, δ⟩."""
+    check_dims(pool_size=pool_size, side=side)
+    if not (teacher_scale > 0 and noise >= 0):
+        raise InstanceError(f"need teacher_scale > 0 and noise ≥ 0, got {teacher_scale}, {noise}")
+    a, b = rng.standard_normal(side), rng.standard_normal(side)
+    B = np.outer(a / np.linalg.norm(a), b / np.linalg.norm(b))
+    E = rng.standard_normal((pool_size, side, side))
+    D = B + noise * E / np.linalg.norm(E, axis=(1, 2), keepdims=True)
+    G = 0.5 * np.stack([D, -D], axis=1)  # (P, 2, side, side)
+    f0 = np.zeros((pool_size, 2))
+    teacher = teacher_scale * B
+    return Pool(G, f0, teacher, softmax(f0 + apply_A(G, teacher)))

@@ -57,8 +57,20 @@ SOSP_ROUNDING_RTOL = 1e-9
 
 #: Lemma 2.2: relative error of ‖δ‖_* = ½(‖u‖² + ‖v‖²) accepted as equality
 LEMMA_2_2_RTOL = 100 * EXACT_RTOL[np.dtype(np.float64)]
+#: Lemma 2.2 with an independent side: ‖δ‖_* by an SDP (cvxpy normNuc, Clarabel) agrees to L22_SDP_RTOL (the
+#: solver's accuracy, not float64's) on the first L22_SDP_MATRICES matrices; wide factorizations carry
+#: L22_EXTRA_COLUMNS columns beyond rank δ; the near-miss control unbalances the factors by R = I + L22_IMBALANCE·A
+L22_SDP_RTOL = 1e-6
+L22_SDP_MATRICES = 10
+L22_EXTRA_COLUMNS = 3
+L22_IMBALANCE = 1e-2
 #: Theorem 3.1 step 2: |⟨(λ/2)I + P, QWQᵀ⟩| relative residual accepted as zero
 LINEAR_TERM_TOL = 1e-8
+#: Theorem 3.1 interior-point case: N × (m × n) of the instance (K = 1), BM starts per rank when searching the
+#: lowest certified rank, and the λ' of the near-miss control (step 2 with (λ'/2)I + P on a start optimal at λ = 0)
+T31_IP_N, T31_IP_M, T31_IP_N_COLS = 6, 10, 8
+T31_BM_STARTS = 4
+T31_NEAR_MISS_LAMBDA = 1e-3
 #: λ = 0 convex case: ‖∇L̂(δ)‖_F at or below this is first-order optimality (float64)
 KKT_TOL = 1e-10
 #: Figure 1 toy examples: a value ≤ TOY_VALUE_TOL above the global minimum is a global minimum; local minima
@@ -82,8 +94,19 @@ RANK_SPEED_RHO_TOL = 0.5
 RATE_MARGIN_TOL = 1e-9
 #: significance level of the one-sided binomial tests (Theorem 5.1)
 BINOMIAL_ALPHA = 0.05
+#: Theorem 5.1: a size N where δ̂ ≠ 0 in fewer than this fraction of trials is INCONCLUSIVE (the bound cannot
+#: fail when δ̂ = 0); the near-miss control divides the bound by T51_NEAR_MISS_DIVISOR (just beyond the observed
+#: slack bound ÷ quantile ≈ 8–10 on the aligned pool)
+T51_MIN_NONZERO_FRACTION = 0.5
+T51_NEAR_MISS_DIVISOR = 12.0
 #: Lemma C.4: the Monte-Carlo mean must clear the bound by this many standard errors
 RADEMACHER_SE = 3.0
+#: Lemma C.4 near-miss control: the bound R D √K/√N scaled by this (exact ÷ bound ≈ 0.76 on the aligned pool)
+C4_NEAR_MISS_SCALE = 0.7
+#: ce_lipschitz: the near-miss constant √2·(1 − CE_NEAR_MISS_RTOL) (above the rounding tolerance 1e-9), and the
+#: scales s of the saturated logits s(e_k − e_y) (softmax − e_y → e_k − e_y, of norm √2)
+CE_NEAR_MISS_RTOL = 1e-8
+CE_SATURATED_SCALES = (50.0, 1000.0)
 #: NTK regime: relative linearization error at the solution accepted as "linear"; above NTK_REFUTE the
 #: linearization is refuted; between them INCONCLUSIVE
 NTK_ACCEPT, NTK_REFUTE = 0.1, 0.3

@@ -23,7 +23,9 @@ from verify.experiments.controls import perturbed_point
 from verify.instance import Instance
 from verify.results import CheckResult, Verdict
 from verify.solvers.bm import solve_bm
-from verify.tolerances import (KKT_TOL, LINEAR_TERM_TOL, TOY_CLUSTER_RADIUS, TOY_CURVE_MIN_POINTS, TOY_GAP_TOL,
+from verify.solvers.cvxpy_sdp import solve_cvxpy
+from verify.tolerances import (KKT_TOL, LINEAR_TERM_TOL, T31_BM_STARTS, T31_IP_M, T31_IP_N, T31_IP_N_COLS,
+                               T31_NEAR_MISS_LAMBDA, TOY_CLUSTER_RADIUS, TOY_CURVE_MIN_POINTS, TOY_GAP_TOL,
                                TOY_VALUE_TOL)
 
 
@@ -41,6 +43,9 @@ def _start_certified(inst: Instance, Q: np.ndarray) -> tuple[bool, str]:
     c = certify(inst, Q=Q)
     if c.certified:
         return True, f"gap bound {c.gap_bound:.2e}"
+    if inst.lam == 0 and inst.loss == "squared" and inst.P is not None:
+        h = inst.lora_objective(Q)  # H ≥ 0 (L̂ ≥ 0, P ⪰ 0, QQᵀ ⪰ 0), so H(QQᵀ) itself bounds the gap
+        return h <= GAP_RTOL, f"λ = 0, P ⪰ 0: H ≥ 0 everywhere and H(QQᵀ) = {h:.2e}"
     if inst.lam == 0:
         s = float(np.linalg.norm(inst.gradient(Q[:inst.m] @ Q[inst.m:].T)))
         return s <= KKT_TOL, f"λ = 0, ‖∇L̂‖_F = {s:.2e}"
@@ -62,10 +67,38 @@ def _cases(ctx: Context) -> list[tuple[str, Instance, np.ndarray]]:
             inst = inst.with_(lam=round(0.2 * slope, 4))
         cases.append((f"λ = {inst.lam:g}, {loss}, trace sensing (N=3, K=2, 8×8)", inst,
                       _as_Q(synthetic.trace_sensing_optimum(inst))))
+    inst, Q = _interior_point_case(rng)
+    cases.append((f"λ = 0, P = xxᵀ ≠ 0, squared, interior-point optimum of (Q) "
+                  f"(N={T31_IP_N}, {T31_IP_M}×{T31_IP_N_COLS})",
+                  inst, Q))
     gauss = synthetic.gaussian(rng, 6, 2, 8, 8, loss="cross_entropy", lam=0.02)
     bm = solve_bm(gauss, 8, starts=2, init="random", rng=rng, device=ctx.device)
     cases.append(("λ = 0.02, cross-entropy, Gaussian, LoRA rank 8 (N=6, K=2, 8×8)", gauss, bm.Q))
     return cases
+
+
+def _interior_point_case(rng: np.random.Generator) -> tuple[Instance, np.ndarray]:
+    """λ = 0, squared loss, Gaussian G, P = x xᵀ (‖x‖ = 1): the optimal face of (Q) is every Z ⪰ 0 with
+    Z x = 0 that interpolates, of rank up to m + n − 1; Clarabel's interior point lands near its analytic
+    centre, a genuinely high-rank global minimizer (no structure forces the rank)."""
+    N, m, n = T31_IP_N, T31_IP_M, T31_IP_N_COLS
+    G, Y = rng.standard_normal((N, 1, m, n)), rng.standard_normal((N, 1))
+    x = rng.standard_normal(m + n)
+    x /= np.linalg.norm(x)
+    inst = Instance(G, np.zeros((N, 1)), Y, "squared", 0.0, P=np.outer(x, x), name="interior-point start")
+    return inst, solve_cvxpy(inst, formulation="lifted", solver="CLARABEL").Q
+
+
+def lowest_certified_rank(inst: Instance, max_rank: int, rng: np.random.Generator,
+                          device: str) -> tuple[int | None, str]:
+    """The smallest LoRA rank r ≤ max_rank at which Burer–Monteiro (L-BFGS, T31_BM_STARTS random starts)
+    reaches a certified global minimizer (``_start_certified``), and its proof; None if none does."""
+    for r in range(1, max_rank + 1):
+        bm = solve_bm(inst, r, starts=T31_BM_STARTS, init="random", rng=rng, device=device)
+        ok, how = _start_certified(inst, bm.Q)
+        if ok:
+            return r, how
+    return None, "none certified"
 
 
 def _numerical_factor(inst: Instance, Q: np.ndarray) -> np.ndarray:
@@ -113,10 +146,34 @@ def run_theorem_3_1(ctx: Context) -> ClaimOutcome:
                         "reaches a global minimizer of rank r with r(r+1)/2 ≤ KN at the same objective; the proof's "
                         "step ⟨(λ/2)I + P, QWQᵀ⟩ = 0 holds at the optimum.", "Theorem 3.1, Lemmas A.2–A.3",
                         verdict, margin, [label for label, _ in results], t.seconds, details)
-    controls = [_control_perturbed_optimum(cases[1][1], cases[1][2], ctx),
+    ip_label, ip_inst, ip_Q = next(c for c in cases if "interior-point" in c[0])
+    ip = dict(results)[ip_label]
+    lowest, proof = lowest_certified_rank(ip_inst, ip["final_rank"], ctx.rng("theorem_3_1/bm"), ctx.device)
+    details["interior-point case: lowest certified rank found by BM"] = f"{lowest} ({proof})"
+    near, near_margin, near_resid = _control_linear_term(ip_inst, ip_Q)
+    check.power = (f"the interior-point start is a certified global minimizer of rank {ip['ranks'][0]} with P ≠ 0 and "
+                   f"no structure forcing its rank; the reduction takes it to rank {ip['final_rank']} (bound: "
+                   f"r(r+1)/2 ≤ KN = {ip['kn']}), and Burer–Monteiro finds a certified minimizer already at rank "
+                   f"{lowest}. On it step 2's ⟨(λ/2)I + P, QWQᵀ⟩ = 0 is not forced by symmetry (tr QWQᵀ ≠ 0), so a "
+                   f"wrong linear term shows; the start and end are certified, so a drift in objective would show.")
+    check.resolution = (f"a linear term (λ'/2)I with λ' = {T31_NEAR_MISS_LAMBDA:g} in place of λ = 0 gives a step-2 "
+                        f"residual {near_resid:.2g} (caught, control theorem_3_1_linear_term); residuals are linear "
+                        f"in λ', so λ' ≳ {T31_NEAR_MISS_LAMBDA * 100 * LINEAR_TERM_TOL / near_resid:.1g} is resolved.")
+    controls = [near, _control_perturbed_optimum(cases[1][1], cases[1][2], ctx),
                 _control_step2_nonoptimal(ctx)]
     fig = figure_data.rank_reduction([(",".join(label.split(",")[:2]), r["ranks"], r["bound"]) for label, r in results])
     return ClaimOutcome(check, controls, {"rank_reduction": fig})
+
+
+def _control_linear_term(inst: Instance, Q: np.ndarray):
+    """Near miss: the reduction's step 2 with the linear term (λ'/2)I + P, λ' = T31_NEAR_MISS_LAMBDA, on a start
+    optimal for λ = 0 only; the claim 'the linear term is flat along QWQᵀ' must fail."""
+    _, path = reduce_rank(inst.G, inst.f0, inst.Y, inst.loss, T31_NEAR_MISS_LAMBDA, _numerical_factor(inst, Q), inst.P)
+    resid = max(p.linear_term_residual for p in path)
+    ctrl = control("theorem_3_1_linear_term", "theorem_3_1", f"step 2 with λ = {T31_NEAR_MISS_LAMBDA:g} in place of 0 "
+                   "(start optimal for λ = 0 only)", verdict_equality(resid, LINEAR_TERM_TOL), LINEAR_TERM_TOL - resid,
+                   kind=ControlKind.NEAR_MISS)
+    return ctrl, LINEAR_TERM_TOL - resid, resid
 
 
 def _control_perturbed_optimum(inst: Instance, Q: np.ndarray, ctx: Context):
@@ -187,15 +244,22 @@ def evaluate_figure_1(ctx: Context, expected_points_b: int = 2, c_has_rank1: boo
     gap = best_slice - toy.global_min_value("c")
     c_verdict = verdict_from_margin(gap if not c_has_rank1 else -gap, TOY_GAP_TOL)
     verdicts.append(combine([c_verdict, Verdict.HOLDS if toy.is_global_min("c", rank2, tol) else Verdict.VIOLATED]))
-    return combine(verdicts), gap, out
+    # margin: the smallest of (c)'s signed gap and (b)'s count slack (½ − |found − expected|: < 0 on a wrong count)
+    return combine(verdicts), min(gap if not c_has_rank1 else -gap, 0.5 - abs(nb - expected_points_b)), out
 
 
 def run_figure_1(ctx: Context) -> ClaimOutcome:
     with Timer() as t:
         verdict, margin, details = evaluate_figure_1(ctx)
+    c_gap = details["c_best_rank1_value_in_slice"] - toy.global_min_value("c")
     check = CheckResult("figure_1", "Toy examples (λ = 0, K = 1, 2×2, slice w = 1): the rank-1 global minima are a curve "
                         "(a), two points (b), and empty with a rank-2 global minimum (c).", "Figure 1 / Section 3",
-                        verdict, margin, ["toy (a) N=1", "toy (b) N=2", "toy (c) N=3"], t.seconds, details)
+                        verdict, margin, ["toy (a) N=1", "toy (b) N=2", "toy (c) N=3"], t.seconds, details,
+                        f"{FIGURE_1.of(ctx).starts} BFGS starts per toy on the rank-1 slice count the distinct rank-1 "
+                        "global minima (clusters of radius TOY_CLUSTER_RADIUS): a wrong count for (a), (b) or a rank-1 "
+                        "minimum of (c) within TOY_GAP_TOL of the global value would fail the check.",
+                        f"one point more or fewer in (b) is caught (control figure_1_b_one_point); (c)'s rank-1 "
+                        f"infimum exceeds the minimum by {c_gap:.3g}, resolved down to TOY_GAP_TOL = {TOY_GAP_TOL:g}.")
     v1, m1, _ = evaluate_figure_1(ctx, expected_points_b=1)
     v2, m2, _ = evaluate_figure_1(ctx, c_has_rank1=True)
     controls = [control("figure_1_b_one_point", "figure_1", "(b) claimed to have a single rank-1 global minimum", v1, m1, kind=ControlKind.NEAR_MISS),

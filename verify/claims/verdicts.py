@@ -75,7 +75,8 @@ def rademacher_verdict(stats: dict[int, RademacherEstimate], K: int, bound) -> t
     """HOLDS if mean + RADEMACHER_SE·SE < bound(R, K, N) for every N; VIOLATED if mean − RADEMACHER_SE·SE
     > bound for some N."""
     verdicts, margins, rows = [], [], {}
-    for N, (mean, se, R) in stats.items():
+    for N, est in stats.items():
+        mean, se, R = est.mean, est.se, est.R
         b = bound(R, K, N)
         verdicts.append(Verdict.HOLDS if mean + RADEMACHER_SE * se < b else
                         Verdict.VIOLATED if mean - RADEMACHER_SE * se > b else Verdict.INCONCLUSIVE)

@@ -10,11 +10,13 @@ from theory import generalization as gen
 
 
 class RademacherEstimate(NamedTuple):
-    """mean over sign draws, its standard error (0 when every sign pattern is enumerated), R = max ‖G[i, j]‖_F."""
+    """mean over sign draws, its standard error (0 when every sign pattern is enumerated), R = max ‖G[i, j]‖_F,
+    jensen = (1/N)√(Σ_ij ‖G[i, j]‖_F²), the paper's intermediate bound (D = 1)."""
 
     mean: float
     se: float
     R: float
+    jensen: float = float("nan")
 
 
 def estimate(G: np.ndarray, rng: np.random.Generator, draws: int) -> RademacherEstimate:
@@ -25,7 +27,7 @@ def estimate(G: np.ndarray, rng: np.random.Generator, draws: int) -> RademacherE
     signs = gen.all_sign_patterns(N, K) if exact else rng.choice([-1.0, 1.0], size=(draws, N, K))
     sups = gen.rademacher_sup(G, signs, 1.0)
     se = 0.0 if exact else float(np.std(sups) / np.sqrt(sups.size))
-    return RademacherEstimate(float(np.mean(sups)), se, gen.sensing_radius(G))
+    return RademacherEstimate(float(np.mean(sups)), se, gen.sensing_radius(G), gen.rademacher_frobenius_bound(G, 1.0))
 
 
 def pool_estimates(pool_G: np.ndarray, Ns: list[int], rng: np.random.Generator,
