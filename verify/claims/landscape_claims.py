@@ -200,7 +200,7 @@ def run_corollary_4_2(ctx: Context) -> ClaimOutcome:
 
 @dataclass(frozen=True)
 class SaddleConfig:
-    family: Family
+    families: tuple[Family, ...]
     #: random rank-1 starts from which the padded saddles are taken; GD starts per saddle; start offset
     low_starts: int = 8
     per_saddle: int = 3
@@ -209,7 +209,9 @@ class SaddleConfig:
     max_iter: int = 20000
 
 
-SADDLE = Profiles(quick=SaddleConfig(Family(3, 2, 12, (0,), 0)), full=SaddleConfig(Family(3, 2, 12, (0, 1, 2), 0)))
+#: instances whose optimum has rank ≥ 2, so that padded rank-1 stationary points are saddles
+SADDLE = Profiles(quick=SaddleConfig((Family(3, 2, 12, (0,), 0),)),
+                  full=SaddleConfig((Family(3, 2, 12, (0,), 0), Family(10, 2, 18, (0,), 0)), max_iter=60000))
 
 
 def _escape(inst: Instance, saddles: list[np.ndarray], Q0: np.ndarray, owner: list[int], lr: float, cfg, ctx):
@@ -229,7 +231,7 @@ def run_saddle(ctx: Context) -> ClaimOutcome:
     cfg = SADDLE.of(ctx)
     verdicts, margins, ctrl_v, ctrl_m, zero_v, zero_m, details, names = [], [], [], [], [], [], {}, []
     with Timer() as t:
-        for inst in cfg.family.instances(ctx):
+        for inst in [i for fam in cfg.families for i in fam.instances(ctx)]:
             rng = ctx.rng(f"saddle/{inst.name}")
             r = no_spurious_rank(inst.kn)
             lr = local_step(inst, solve_bm(inst, r, starts=1, init="random", rng=rng, device=ctx.device).Q)
