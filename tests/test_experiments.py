@@ -156,7 +156,7 @@ def test_rank_sweep_labels_every_rank_and_rank_verdict_reads_it(rng):
     inst = synthetic.gaussian(np.random.default_rng(0), 3, 2, 12, 12)
     inst = inst.with_(P=random_perturbation(rng, 24, "full_rank", 1e-3))
     sw = rank_sweep(inst, 8, rng, "cpu")
-    assert sw is not None and list(sw.by_rank) == [1, 2, 3, 4] and sw.threshold == 4
+    assert list(sw.by_rank) == [1, 2, 3, 4] and sw.threshold == 4
     assert sw.evidence_rank() == 1 and sw.by_rank[1].fraction(strict_only=True) > 0
     assert rank_verdict(sw.by_rank[1])[0] == Verdict.VIOLATED
     assert rank_verdict(sw.by_rank[4])[0] == Verdict.HOLDS

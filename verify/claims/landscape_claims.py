@@ -75,9 +75,7 @@ def _sweeps(ctx: Context, cfg: SweepConfig, key: str) -> list[tuple[Instance, Ra
         for inst in fam.instances(ctx):
             rng = ctx.rng(f"{key}/{inst.name}")
             pinst = inst.with_(P=random_perturbation(rng, inst.m + inst.n, "full_rank", cfg.p_over_lam * inst.lam))
-            sweep = rank_sweep(pinst, fam.starts, rng, ctx.device, name=inst.name)
-            if sweep is not None:
-                out.append((pinst, sweep))
+            out.append((pinst, rank_sweep(pinst, fam.starts, rng, ctx.device, name=inst.name)))
     return out
 
 
