@@ -102,8 +102,10 @@ def run_theorem_4_1(ctx: Context) -> ClaimOutcome:
                     f"spurious {len(rp.spurious())}/{len(rp.points)} (strict {strict}); {rp.counts()}")
                 excesses += [rp.excess(p) for p in rp.spurious(strict_only=True)]
             ev = sw.evidence_rank()
+            clean = min(r for r in sw.by_rank if all(sw.by_rank[q].fraction() == 0 for q in sw.by_rank if q >= r))
             details[f"{sw.name}: evidence"] = (f"spurious strict local minima up to r={ev}" if ev else
-                                               "no rank below r_thr showed a spurious strict local minimum: no evidence")
+                                               "no rank below r_thr showed a spurious strict local minimum: no evidence"
+                                               ) + f"; no spurious SOSP from r={clean} on (r_thr={sw.threshold})"
             if ev:
                 cv, cm = rank_verdict(sw.by_rank[ev])
                 ctrl_v.append(cv)
