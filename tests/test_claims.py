@@ -17,7 +17,7 @@ from theory.thresholds import existence_rank_bound, no_spurious_rank, triangular
 from verify import report, synthetic
 from verify.certify import certify
 from verify.claims import all_claims
-from verify.claims.base import Context
+from verify.claims.base import Context, ControlKind
 from verify.claims.generalization_claims import binomial_verdict
 from verify.claims.verdicts import verdict_equality, verdict_from_margin
 from verify.experiments.landscape import PERTURBATIONS, counts, random_perturbation, study
@@ -53,6 +53,17 @@ def test_claim_verdict_and_every_control_is_caught(spec):
     assert outcome.controls, f"claim {spec.id} has no negative control"
     for ctrl in outcome.controls:
         assert ctrl.caught, f"negative control {ctrl.id} was missed ({ctrl.verdict}, margin {ctrl.margin})"
+
+
+@pytest.mark.parametrize("claim", ["theorem_4_1", "corollary_4_2", "saddle_escape"])
+def test_section_4_claims_have_a_caught_near_miss_control(claim):
+    """The power rule for Section 4: each claim carries a NEAR_MISS control (its hypothesis broken by one
+    step on the same instances and code path), it is caught, and power and resolution are stated."""
+    spec = {s.id: s for s in all_claims()}[claim]
+    outcome = spec.run(Context(profile="quick", seed=0, device="cpu"))
+    near = [c for c in outcome.controls if c.kind is ControlKind.NEAR_MISS]
+    assert near and all(c.caught and c.margin <= 0 for c in near), near
+    assert outcome.check.power and outcome.check.resolution
 
 
 @given(seed=seeds, N=st.integers(2, 4), K=st.integers(1, 2), m=st.integers(2, 4), n=st.integers(2, 4),

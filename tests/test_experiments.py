@@ -13,12 +13,13 @@ from verify import synthetic
 from verify.certify import certify
 from verify.claims.base import Context, Profiles
 from verify.claims.verdicts import (certificate_verdict, landscape_verdict, rademacher_verdict,
-                                    rank_speed_verdict)
+                                    rank_speed_verdict, rank_verdict, verdict_inequality)
 from verify.experiments import controls, gd, rademacher, rank_speed
-from verify.experiments.landscape import EndPoint, classify, counts
+from verify.experiments.landscape import EndPoint, classify, counts, random_perturbation, rank_sweep
 from verify.results import SolveStatus, Verdict
 from verify.solvers.bm import initial_factors, solve_bm_multistart
-from verify.tolerances import exact_rtol
+from verify.sosp import classify_point
+from verify.tolerances import GAP_RTOL, exact_rtol
 
 
 @pytest.fixture
@@ -128,3 +129,42 @@ def test_rademacher_estimate_enumerates_small_sets_and_meets_the_bound(rng):
 def test_profiles_pick_the_context_profile():
     cfg = Profiles(quick=1, full=2)
     assert cfg.of(Context(profile="quick")) == 1 and cfg.of(Context(profile="full")) == 2
+
+
+def test_padded_rank_one_point_is_a_strict_saddle_that_gd_leaves_only_when_perturbed(rng):
+    """A rank-1 stationary point padded with zero columns is stationary at the higher rank and a strict
+    saddle (classify_point: saddle with a witness); GD at the local step from a small offset ends certified
+    global below it, from the point itself it stays at its value (its zero columns never move)."""
+    inst = synthetic.gaussian(np.random.default_rng(0), 3, 2, 12, 12)
+    r = no_spurious_rank(inst.kn)
+    low = solve_bm_multistart(inst, 1, starts=1, init="random", rng=rng, device="cpu")[0]
+    Qs = gd.padded_saddle(low.Q, r)
+    c = classify_point(inst, Qs, rng=rng)
+    assert c.label == "saddle" and c.witness is not None
+    opt = solve_bm_multistart(inst, r, starts=1, init="random", rng=rng, device="cpu")[0]
+    lr = gd.local_step(inst, opt.Q)
+    Q0 = np.stack([Qs, Qs + 1e-3 * rng.standard_normal(Qs.shape)])
+    stay, leave = gd.end_points(inst, Q0, "cpu", lr=lr)
+    F = inst.lora_objective(Qs)
+    assert not np.any(stay[:, 1:]) and abs(inst.lora_objective(stay) - F) <= GAP_RTOL
+    assert certify(inst, Q=leave).certified and inst.lora_objective(leave) < F - 10 * GAP_RTOL
+
+
+def test_rank_sweep_labels_every_rank_and_rank_verdict_reads_it(rng):
+    """On m = n = 12, KN = 6 (r_thr = 4) with a Wishart P: rank 1 has spurious strict local minima (the
+    evidence rank, VIOLATED), r_thr has only certified global end points (HOLDS)."""
+    inst = synthetic.gaussian(np.random.default_rng(0), 3, 2, 12, 12)
+    inst = inst.with_(P=random_perturbation(rng, 24, "full_rank", 1e-3))
+    sw = rank_sweep(inst, 8, rng, "cpu")
+    assert list(sw.by_rank) == [1, 2, 3, 4] and sw.threshold == 4
+    assert sw.evidence_rank() == 1 and sw.by_rank[1].fraction(strict_only=True) > 0
+    assert rank_verdict(sw.by_rank[1])[0] == Verdict.VIOLATED
+    assert rank_verdict(sw.by_rank[4])[0] == Verdict.HOLDS
+    assert all(len(rp.Qs) == len(rp.points) == 8 for rp in sw.by_rank.values())
+
+
+def test_verdict_inequality_accepts_rounding_only():
+    assert verdict_inequality(0.0, 1e-6) == Verdict.HOLDS
+    assert verdict_inequality(-5e-7, 1e-6) == Verdict.HOLDS
+    assert verdict_inequality(-2e-6, 1e-6) == Verdict.VIOLATED
+    assert verdict_inequality(float("nan"), 1e-6) == Verdict.INCONCLUSIVE

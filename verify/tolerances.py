@@ -82,6 +82,13 @@ TOY_GAP_TOL = 1e-6
 TOY_CURVE_MIN_POINTS = 10
 #: Theorem 4.1's proof step: σ_r(Q)/σ_1(Q) at or below this counts as rank deficient
 RANK_DEFICIENT_RTOL = 1e-3
+#: Theorem 4.1 sweep: an SOSP whose F_P exceeds the best value attained at its rank by more than
+#: T41_SPURIOUS_RTOL · max(1, |value|) is spurious (the certificate's own tolerance: below it two values
+#: are not told apart)
+T41_SPURIOUS_RTOL = GAP_RTOL
+#: Corollary 4.2: a link of the proof chain a ≤ b holds when (b − a)/max(1, |min L̂_λ|) ≥ −C42_LINK_RTOL
+#: (links such as Lemma 2.2 hold with equality at balanced SOSPs, so only rounding may show)
+C42_LINK_RTOL = GAP_RTOL
 #: saddle escape, in units of the certificate's GAP_RTOL: a relative decrease below F(0) of at most
 #: SADDLE_AT_RTOL·GAP_RTOL is an end at the saddle, of at least SADDLE_ESCAPE_RTOL·GAP_RTOL an escape
 SADDLE_AT_RTOL, SADDLE_ESCAPE_RTOL = 1.0, 10.0

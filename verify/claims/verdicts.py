@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import spearmanr
 
-from verify.experiments.landscape import EndPoint, counts
+from verify.experiments.landscape import EndPoint, RankPoints, counts
 from verify.experiments.rademacher import RademacherEstimate
 from verify.results import Certificate, Verdict
 from verify.tolerances import RADEMACHER_SE, RANK_SPEED_RHO_TOL
@@ -30,6 +30,14 @@ def verdict_from_margin(margin: float, tol: float, conclusive: bool = True) -> V
     if margin < -tol:
         return Verdict.VIOLATED
     return Verdict.INCONCLUSIVE
+
+
+def verdict_inequality(margin: float, tol: float) -> Verdict:
+    """An inequality that may hold with equality (a proof link such as ‖uvᵀ‖_* ≤ ½‖Q‖²): HOLDS if
+    margin ≥ −tol (rounding), VIOLATED below; a non-finite margin is INCONCLUSIVE."""
+    if not np.isfinite(margin):
+        return Verdict.INCONCLUSIVE
+    return Verdict.HOLDS if margin >= -tol else Verdict.VIOLATED
 
 
 def combine(verdicts: list[Verdict]) -> Verdict:
@@ -58,6 +66,18 @@ def landscape_verdict(points: list[EndPoint]) -> tuple[Verdict, float]:
         return Verdict.VIOLATED, -(worst - best) / max(1.0, abs(best))
     ok = c["global"] == len(points)
     return (Verdict.HOLDS if ok else Verdict.INCONCLUSIVE), min(p.slack for p in points)
+
+
+def rank_verdict(rp: RankPoints) -> tuple[Verdict, float]:
+    """No spurious SOSP at one rank of a sweep: VIOLATED if an SOSP lies above the rank's reference value
+    (margin: minus the largest relative excess); HOLDS if every start is certified global (margin: the
+    smallest certificate slack); else INCONCLUSIVE (saddles, unconverged or unresolved points)."""
+    bad = rp.spurious()
+    if bad:
+        return Verdict.VIOLATED, -max(rp.excess(p) for p in bad)
+    slack = min(p.certificate.relative_slack for p in rp.points)
+    ok = all(p.label == "global" for p in rp.points)
+    return (Verdict.HOLDS if ok else Verdict.INCONCLUSIVE), float(slack)
 
 
 def rank_speed_verdict(iterations: dict[int, int | None], optimum_rank: int,

@@ -38,14 +38,22 @@ def training_runs(inst: Instance, Q0: np.ndarray, lr: float, steps: int, device:
                                grad_tol=TRAINING_GRAD_TOL, device=device)
 
 
-def end_points(inst: Instance, Q0: np.ndarray, device: str) -> list[np.ndarray]:
-    """End points (m + n, r) of gradient descent (default safe step, default stopping test) from the
-    starts Q0 (S, m + n, r). A start with ∇F_P = 0 (Q = 0) is a fixed point of gradient descent, so
-    it is returned as it is."""
+def end_points(inst: Instance, Q0: np.ndarray, device: str, *, lr: float | None = None,
+               max_iter: int = END_POINT_MAX_ITER) -> list[np.ndarray]:
+    """End points (m + n, r) of gradient descent (step ``lr``, default the solver's safe step; default
+    stopping test) from the starts Q0 (S, m + n, r). A start with ∇F_P = 0 (Q = 0) is a fixed point of
+    gradient descent, so it is returned as it is."""
     moving = [i for i in range(Q0.shape[0]) if np.any(Q0[i])]
-    res = solve_bm_multistart(inst, Q0.shape[2], starts=len(moving), Q0=Q0[moving], method="gd",
-                              max_iter=END_POINT_MAX_ITER, device=device) if moving else []
+    res = solve_bm_multistart(inst, Q0.shape[2], starts=len(moving), Q0=Q0[moving], method="gd", lr=lr,
+                              max_iter=max_iter, device=device) if moving else []
     ends = [q.copy() for q in Q0]
     for i, r in zip(moving, res):
         ends[i] = r.Q
     return ends
+
+
+def padded_saddle(Q_low: np.ndarray, rank: int) -> np.ndarray:
+    """A stationary point Q_low (m + n, r') padded with rank − r' zero columns: (m + n, rank). It is
+    stationary at rank ``rank`` (∇F_P = M Q), and a strict saddle when λ_min(M) < 0 there (the direction
+    x e_jᵀ on a zero column has curvature xᵀ M x)."""
+    return np.hstack([Q_low, np.zeros((Q_low.shape[0], rank - Q_low.shape[1]))])

@@ -1,5 +1,9 @@
 """Multi-start landscape study (Theorem 4.1, and below its threshold): classify LoRA end points.
 
+``rank_sweep`` (used by the Section 4 claims) runs every rank 1..r_thr on one instance and labels each
+end point with ``verify.sosp.classify_point``. ``study`` / ``classify`` below (used by the eNTK and
+follow-up claims) label end points of one rank:
+
 Each end point Q of F_P is labelled
 - ``global``: ``certify_result`` proves Q Qᵀ a global minimizer of (Q) (float64 certificate, and a
   solver status that may be certified);
@@ -19,11 +23,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from theory.thresholds import no_spurious_rank
 from verify.certify import GAP_RTOL, certify_result
 from verify.instance import Instance, InstanceError
 from verify.results import Certificate, SolveResult, SolveStatus
 from verify.solvers.bm import solve_bm_multistart
-from verify.sosp import GRAD_TOL, HESS_TOL, sosp_test
+from verify.sosp import GRAD_TOL, HESS_TOL, PointClassification, certified_optimum, classify_point, sosp_test
+from verify.tolerances import T41_SPURIOUS_RTOL
 
 LABELS = ("global", "spurious_sosp", "not_sosp", "unresolved", "failed")
 PERTURBATIONS = ("tiny", "rank1", "ill_conditioned", "full_rank")
@@ -109,3 +115,73 @@ def study(inst: Instance, rank: int, starts: int, rng: np.random.Generator, devi
 def counts(points: list[EndPoint]) -> dict[str, int]:
     c = Counter(p.label for p in points)
     return {label: c.get(label, 0) for label in LABELS}
+
+
+# Rank sweep (Theorem 4.1 with power): every rank 1..r_thr on one instance, each end point labelled by
+# ``verify.sosp.classify_point`` against the best F_P value known to be attainable at its rank.
+SOSP_LABELS = ("spurious_local_min", "degenerate_sosp", "unresolved_sosp")
+POINT_LABELS = ("global",) + SOSP_LABELS + ("saddle", "not_stationary")
+
+
+@dataclass
+class RankPoints:
+    """The classified end points at one rank. ``reference``: an F_P value attained at this rank (the
+    best end point, or the certified optimum F* once the rank reaches rank(F*)); an SOSP more than
+    ``tol``·max(1, |reference|) above it is not a global minimizer of F_P at this rank."""
+
+    rank: int
+    reference: float
+    points: list[PointClassification]
+    #: the end points themselves, (m + n, rank) each, in the order of ``points``
+    Qs: list[np.ndarray]
+    tol: float = T41_SPURIOUS_RTOL
+
+    def excess(self, p: PointClassification) -> float:
+        """(F_P(Q) − reference) / max(1, |reference|)."""
+        return (p.certificate.lifted_objective - self.reference) / max(1.0, abs(self.reference))
+
+    def spurious(self, strict_only: bool = False) -> list[PointClassification]:
+        """SOSPs above the reference (strict local minima modulo rotations only, if ``strict_only``)."""
+        labels = ("spurious_local_min",) if strict_only else SOSP_LABELS
+        return [p for p in self.points if p.label in labels and self.excess(p) > self.tol]
+
+    def fraction(self, strict_only: bool = False) -> float:
+        return len(self.spurious(strict_only)) / len(self.points)
+
+    def counts(self) -> dict[str, int]:
+        c = Counter(p.label for p in self.points)
+        return {label: c.get(label, 0) for label in POINT_LABELS}
+
+
+@dataclass
+class RankSweep:
+    """One instance swept over the LoRA ranks 1..threshold (threshold = smallest r with r(r+1)/2 > KN)."""
+
+    name: str
+    kn: int
+    threshold: int
+    optimum: float
+    optimum_rank: int
+    by_rank: dict[int, RankPoints]
+
+    def evidence_rank(self) -> int | None:
+        """Highest rank below the threshold with a spurious strict local minimum (None: no evidence)."""
+        found = [r for r, rp in self.by_rank.items() if r < self.threshold and rp.spurious(strict_only=True)]
+        return max(found, default=None)
+
+
+def rank_sweep(inst: Instance, starts: int, rng: np.random.Generator, device: str, *, name: str = "",
+               max_iter: int = MAX_ITER) -> RankSweep:
+    """Multi-start L-BFGS (random starts) at every rank 1..no_spurious_rank(KN) of ``inst``, every end
+    point classified (exact dense Hessian when small). Without a certified optimum (optimum = inf) every
+    rank is compared with its own best end point only."""
+    top = no_spurious_rank(inst.kn)
+    opt, opt_rank = certified_optimum(inst, rng) or (np.inf, top + 1)
+    by_rank = {}
+    for r in range(1, top + 1):
+        res = solve_bm_multistart(inst, r, starts=starts, init="random", rng=rng, max_iter=max_iter, device=device)
+        values = [x.lifted_objective for x in res if np.isfinite(x.lifted_objective)]
+        ref = min(values + ([opt] if r >= opt_rank else []), default=opt)
+        pts = [classify_point(inst, x.Q, rng=rng, optimum=ref) for x in res]
+        by_rank[r] = RankPoints(r, ref, pts, [x.Q for x in res])
+    return RankSweep(name or inst.name, inst.kn, top, opt, opt_rank, by_rank)
