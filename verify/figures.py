@@ -76,7 +76,24 @@ def rademacher(data: dict, path: Path) -> Path:
     return _finish(fig, ax, path, "N", "Rademacher complexity")
 
 
-DRAWERS = {"rank_reduction": rank_reduction, "training_curves": training_curves,
+def rank_protocol_counts(data: dict, path: Path) -> Path:
+    """Section 6 measured: iterations to each relative tolerance against the rank, one panel per protocol,
+    one line per tolerance (seed median; gaps where a seed never reached it)."""
+    protocols = list(dict.fromkeys(line["protocol"] for line in data["lines"]))
+    fig, axes = plt.subplots(1, len(protocols), figsize=(3.2 * len(protocols), 3.4), sharey=True, squeeze=False)
+    for ax, p in zip(axes[0], protocols):
+        for line in (ln for ln in data["lines"] if ln["protocol"] == p):
+            y = [float("nan") if v is None else v for v in line["iterations"]]
+            ax.loglog(data["ranks"], y, marker="o", ms=3, label=f"tol {line['tol']}")
+        ax.set_title(p, fontsize=7)
+        ax.set_xlabel("LoRA rank r")
+        ax.legend(fontsize=6)
+    axes[0][0].set_ylabel("iterations to tolerance")
+    fig.suptitle(data.get("title", "Section 6"), fontsize=8)
+    return _save(fig, path)
+
+
+DRAWERS = {"rank_protocol_counts": rank_protocol_counts, "rank_reduction": rank_reduction, "training_curves": training_curves,
            "spurious_fraction": spurious_fraction, "excess_risk": excess_risk, "rademacher": rademacher}
 
 
