@@ -80,6 +80,9 @@ RANK_SPEED_RTOLS = (1e-3, 1e-6)
 RANK_SPEED_RHO_TOL = 0.5
 #: Mu & Klabjan: min_T (1 − T^p·min ‖∇‖²/C) above this holds, below its negative is violated
 RATE_MARGIN_TOL = 1e-9
+#: Mu & Klabjan near miss: the step η = 2(1 + MK_STEP_OVERSHOOT)/L, just past the descent lemma's η < 2/L
+#: (η = 2/L still satisfies the bound on the claim's instance; 2.02/L breaks it)
+MK_STEP_OVERSHOOT = 0.01
 #: significance level of the one-sided binomial tests (Theorem 5.1)
 BINOMIAL_ALPHA = 0.05
 #: Lemma C.4: the Monte-Carlo mean must clear the bound by this many standard errors
