@@ -9,6 +9,7 @@ import pytest
 from verify import figures
 from verify.experiments import figure_data
 from verify.experiments.rademacher import RademacherEstimate
+from verify.experiments.rank_protocols import PROJECT, ProtocolRuns
 from verify.experiments.rank_speed import RankSpeed, Run
 
 
@@ -24,6 +25,8 @@ DATA = {
     "spurious_fraction": figure_data.spurious_fraction(
         [figure_data.spurious_series("s", 4, [1, 2, 3], [0.5, 0.1, 0.0], 3)]),
     "excess_risk": figure_data.excess_risk([16, 64], [1.0, 0.5], 0.9, {16: np.array([0.1, 0.2]), 64: np.array([0.05])}),
+    "rank_protocol_counts": figure_data.rank_protocol_counts(
+        [ProtocolRuns(PROJECT, 0.1, [{"0.1": {1: 30, 2: 20}, "0.001": {1: None, 2: 900}}])], [1, 2], 1, "t"),
     "rademacher": figure_data.rademacher({4: RademacherEstimate(0.6, 0.0, 1.0), 16: RademacherEstimate(0.3, 0.01, 1.0)},
                                          {4: 1.0, 16: 0.5}),
 }

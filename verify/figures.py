@@ -78,13 +78,14 @@ def rademacher(data: dict, path: Path) -> Path:
 
 def rank_protocol_counts(data: dict, path: Path) -> Path:
     """Section 6 measured: iterations to each relative tolerance against the rank, one panel per protocol,
-    one line per tolerance (seed median; gaps where a seed never reached it)."""
+    one line per tolerance (seed median; gaps where a seed never reached it); dotted: rank(δ*)."""
     protocols = list(dict.fromkeys(line["protocol"] for line in data["lines"]))
     fig, axes = plt.subplots(1, len(protocols), figsize=(3.2 * len(protocols), 3.4), sharey=True, squeeze=False)
     for ax, p in zip(axes[0], protocols):
         for line in (ln for ln in data["lines"] if ln["protocol"] == p):
             y = [float("nan") if v is None else v for v in line["iterations"]]
             ax.loglog(data["ranks"], y, marker="o", ms=3, label=f"tol {line['tol']}")
+        ax.axvline(data["optimum_rank"], ls=":", color="gray", lw=0.8)
         ax.set_title(p, fontsize=7)
         ax.set_xlabel("LoRA rank r")
         ax.legend(fontsize=6)

@@ -96,5 +96,5 @@ def section_6_outcome(ctx: Context, claim: str, inst: Instance, cert: Certificat
     controls = [near_miss(table, cert.rank, cert.certified, claim),
                 control(f"{claim}_planted_counts", claim, "planted counts that grow with the rank in every cell",
                         gross_v, gross_m, kind=ControlKind.GROSS)]
-    fig = figure_data.rank_protocol_counts(runs, ranks, title)
+    fig = figure_data.rank_protocol_counts(runs, ranks, cert.rank, title)
     return ClaimOutcome(check, controls, {f"{claim}_counts": fig})

@@ -43,7 +43,7 @@ def rademacher(stats: dict[int, RademacherEstimate], bound: dict[int, float]) ->
     return {"kind": "rademacher", "N": Ns, "exact": [stats[N].mean for N in Ns], "bound": [bound[N] for N in Ns]}
 
 
-def rank_protocol_counts(runs, ranks: list[int], title: str) -> dict:
+def rank_protocol_counts(runs, ranks: list[int], optimum_rank: int, title: str) -> dict:
     """Section 6 measured: seed-median iterations to each tolerance against the rank, one line per
     (protocol, tolerance); None where some seed never reached it. ``runs``: list of ProtocolRuns."""
     lines = []
@@ -52,4 +52,4 @@ def rank_protocol_counts(runs, ranks: list[int], title: str) -> dict:
             its = [[cells[t][r] for cells in pr.counts] for r in ranks]
             lines.append({"protocol": pr.protocol.label, "tol": t,
                           "iterations": [None if None in i else float(np.median(i)) for i in its]})
-    return {"kind": "rank_protocol_counts", "ranks": ranks, "lines": lines, "title": title}
+    return {"kind": "rank_protocol_counts", "ranks": ranks, "optimum_rank": optimum_rank, "lines": lines, "title": title}
