@@ -45,11 +45,12 @@ def rademacher(stats: dict[int, RademacherEstimate], bound: dict[int, float]) ->
 
 def rank_protocol_counts(runs, ranks: list[int], optimum_rank: int, title: str) -> dict:
     """Section 6 measured: seed-median iterations to each tolerance against the rank, one line per
-    (protocol, tolerance); None where some seed never reached it. ``runs``: list of ProtocolRuns."""
+    (protocol, tolerance); None where some seed never reached it; ``per_seed``: the counts per rank and seed.
+    ``runs``: list of ProtocolRuns."""
     lines = []
     for pr in runs:
         for t in pr.counts[0]:
             its = [[cells[t][r] for cells in pr.counts] for r in ranks]
-            lines.append({"protocol": pr.protocol.label, "tol": t,
+            lines.append({"protocol": pr.protocol.label, "tol": t, "per_seed": its,
                           "iterations": [None if None in i else float(np.median(i)) for i in its]})
     return {"kind": "rank_protocol_counts", "ranks": ranks, "optimum_rank": optimum_rank, "lines": lines, "title": title}
