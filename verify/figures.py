@@ -94,7 +94,8 @@ def rank_protocol_counts(data: dict, path: Path) -> Path:
     return _save(fig, path)
 
 
-DRAWERS = {"rank_protocol_counts": rank_protocol_counts, "rank_reduction": rank_reduction, "training_curves": training_curves,
+DRAWERS = {"rank_protocol_counts": rank_protocol_counts, "rank_reduction": rank_reduction,
+           "training_curves": training_curves,
            "spurious_fraction": spurious_fraction, "excess_risk": excess_risk, "rademacher": rademacher}
 
 

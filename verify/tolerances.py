@@ -76,6 +76,9 @@ SADDLE_AT_RTOL, SADDLE_ESCAPE_RTOL = 1.0, 10.0
 #: Section 6: relative distances to the certified optimum at which iteration counts are read; the first
 #: (a training-loss plot's resolution) decides the verdict, the second is reported
 RANK_SPEED_RTOLS = (1e-3, 1e-6)
+#: Section 6 measured: relative tolerances (of max(1, |F*|)) at which iteration counts are read, per profile
+S6_RTOLS_QUICK = (1e-1, 1e-3, 1e-6)
+S6_RTOLS_FULL = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
 #: Section 6: −Spearman ρ(rank, iterations) above this holds, below its negative is violated
 RANK_SPEED_RHO_TOL = 0.5
 #: Mu & Klabjan: min_T (1 − T^p·min ‖∇‖²/C) above this holds, below its negative is violated
@@ -99,3 +102,7 @@ NTK_P_NORM = 1e-3
 #: eNTK Theorem 4.1 near miss: iterations of a run that gets close but is not certified (MiniLM seed 0: gap 1.6e-5
 #: after 60, 5.4e-6 after 80, certified after 100)
 NTK_NEAR_TRUNCATED_STEPS = 75
+#: eNTK NTK-regime near miss: scales s of the actual update s·δ* compared with the linearized model at δ*
+NTK_SHRINK_SCALES = (0.75, 0.5, 0.25, 0.125, 0.0)
+#: eNTK Lemma C.4 near miss: the bound scaled by this fraction of the largest factor the Monte-Carlo check resolves
+NTK_C4_RESOLVED_FRACTION = 0.99

@@ -69,9 +69,11 @@ def near_miss(table: dict, optimum_rank: int, certified: bool, claim: str):
             before = rank_order_verdict({key: cell}, optimum_rank, certified)[0]
             after = rank_order_verdict({key: {**cell, flip[0]: flip[1]}}, optimum_rank, certified)[0]
             desc = (f"cell {key} alone ({before.value}) with rank {flip[0]}'s count moved {cell[flip[0]]} → {flip[1]} "
-                    f"(the smallest single change that alters its ordering): the verdict must change (now {after.value})")
+                    f"(the smallest single change that alters its ordering): the verdict must change "
+                    f"(now {after.value})")
             caught = Verdict.VIOLATED if after != before else Verdict.HOLDS
-            return control(f"{claim}_one_count", claim, desc, caught, -abs(flip[1] - cell[flip[0]]) / max(cell[flip[0]], 1),
+            shift = -abs(flip[1] - cell[flip[0]]) / max(cell[flip[0]], 1)
+            return control(f"{claim}_one_count", claim, desc, caught, shift,
                            kind=ControlKind.NEAR_MISS)
     return control(f"{claim}_one_count", claim, "no decided cell to move", Verdict.INCONCLUSIVE, float("nan"),
                    kind=ControlKind.NEAR_MISS)
@@ -90,7 +92,8 @@ def section_6_outcome(ctx: Context, claim: str, inst: Instance, cert: Certificat
                       "rank of the optimum": cert.rank, "certified": cert.certified, "GD steps": cfg.steps,
                       "seeds": cfg.seeds} | _summary(runs, ranks)
     check = CheckResult(claim, STATEMENT, reference, verdict, margin, [inst.name], t.seconds, details,
-                        power=POWER.format(tol=RANK_SPEED_RHO_TOL, slower=rows["lower rank faster"], faster=rows["higher rank faster"],
+                        power=POWER.format(tol=RANK_SPEED_RHO_TOL, slower=rows["lower rank faster"],
+                                           faster=rows["higher rank faster"],
                                            cells=rows["cells (protocol × seed × tolerance)"]),
                         resolution="one iteration count moved by one place in the rank order of its cell "
                                    "(see the near-miss control); tolerances down to "

@@ -53,4 +53,5 @@ def rank_protocol_counts(runs, ranks: list[int], optimum_rank: int, title: str) 
             its = [[cells[t][r] for cells in pr.counts] for r in ranks]
             lines.append({"protocol": pr.protocol.label, "tol": t, "per_seed": its,
                           "iterations": [None if None in i else float(np.median(i)) for i in its]})
-    return {"kind": "rank_protocol_counts", "ranks": ranks, "optimum_rank": optimum_rank, "lines": lines, "title": title}
+    return {"kind": "rank_protocol_counts", "ranks": ranks, "optimum_rank": optimum_rank, "lines": lines,
+            "title": title}
