@@ -32,9 +32,9 @@ EXPECTED_VERDICTS = {
     "lemma_2_2": Verdict.HOLDS, "theorem_3_1": Verdict.HOLDS, "figure_1": Verdict.HOLDS,
     "theorem_4_1": Verdict.HOLDS, "corollary_4_2": Verdict.HOLDS, "saddle_escape": Verdict.HOLDS,
     "theorem_5_1": Verdict.HOLDS, "lemma_c4": Verdict.HOLDS, "ce_lipschitz": Verdict.HOLDS,
-    "section_6_rank_speed": Verdict.VIOLATED, "mu_klabjan_rate": Verdict.HOLDS, "kim_zero_init": Verdict.HOLDS,
-    "entk_certified_optimum": Verdict.HOLDS, "entk_theorem_4_1": Verdict.HOLDS, "entk_section_6": Verdict.VIOLATED,
-    "entk_ntk_regime": Verdict.INCONCLUSIVE, "entk_lemma_c4": Verdict.HOLDS,
+    "section_6_rank_speed": Verdict.INCONCLUSIVE, "mu_klabjan_rate": Verdict.HOLDS, "kim_zero_init": Verdict.HOLDS,
+    "entk_certified_optimum": Verdict.HOLDS, "entk_theorem_4_1": Verdict.HOLDS, "entk_section_6": Verdict.INCONCLUSIVE,
+    "entk_ntk_regime": Verdict.HOLDS, "entk_lemma_c4": Verdict.HOLDS,
 }
 
 
@@ -45,7 +45,9 @@ def test_every_claim_has_an_expected_verdict():
 @pytest.mark.parametrize("spec", [pytest.param(s, id=s.id, marks=[pytest.mark.slow] if s.section.startswith(
     "Empirical NTK") else []) for s in all_claims()])
 def test_claim_verdict_and_every_control_is_caught(spec):
-    """Each claim gives its expected verdict, and each of its planted false variants is reported VIOLATED."""
+    """Each claim gives its expected verdict; each of its planted false variants is reported VIOLATED; and the
+    power rule holds: at least one NEAR_MISS control (its hypothesis broken by the smallest step that should
+    matter, same instances and code path) is among them, and the claim states its power and resolution."""
     profile = "quick" if "quick" in spec.profiles else "full"
     outcome = spec.run(Context(profile=profile, seed=0, device="cpu"))
     assert outcome.check.id == spec.id
@@ -53,17 +55,8 @@ def test_claim_verdict_and_every_control_is_caught(spec):
     assert outcome.controls, f"claim {spec.id} has no negative control"
     for ctrl in outcome.controls:
         assert ctrl.caught, f"negative control {ctrl.id} was missed ({ctrl.verdict}, margin {ctrl.margin})"
-
-
-@pytest.mark.parametrize("claim", ["theorem_4_1", "corollary_4_2", "saddle_escape"])
-def test_section_4_claims_have_a_caught_near_miss_control(claim):
-    """The power rule for Section 4: each claim carries a NEAR_MISS control (its hypothesis broken by one
-    step on the same instances and code path), it is caught, and power and resolution are stated."""
-    spec = {s.id: s for s in all_claims()}[claim]
-    outcome = spec.run(Context(profile="quick", seed=0, device="cpu"))
-    near = [c for c in outcome.controls if c.kind is ControlKind.NEAR_MISS]
-    assert near and all(c.caught and c.margin <= 0 for c in near), near
-    assert outcome.check.power and outcome.check.resolution
+    assert any(c.kind is ControlKind.NEAR_MISS for c in outcome.controls), f"claim {spec.id} has no near-miss control"
+    assert outcome.check.power and outcome.check.resolution, f"claim {spec.id} does not state its power"
 
 
 @given(seed=seeds, N=st.integers(2, 4), K=st.integers(1, 2), m=st.integers(2, 4), n=st.integers(2, 4),

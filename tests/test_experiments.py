@@ -13,8 +13,8 @@ from verify import synthetic
 from verify.certify import certify
 from verify.claims.base import Context, Profiles
 from verify.claims.verdicts import (certificate_verdict, landscape_verdict, rademacher_verdict,
-                                    rank_speed_verdict, rank_verdict, verdict_inequality)
-from verify.experiments import controls, gd, rademacher, rank_speed
+                                    rank_verdict, verdict_inequality)
+from verify.experiments import controls, gd, rademacher, rank_protocols
 from verify.experiments.landscape import EndPoint, classify, counts, random_perturbation, rank_sweep
 from verify.results import SolveStatus, Verdict
 from verify.solvers.bm import initial_factors, solve_bm_multistart
@@ -55,16 +55,15 @@ def test_end_points_keep_a_zero_start_fixed(inst, rng):
 
 
 def test_rank_batch_keeps_zero_columns_at_zero(inst, rng):
-    u0 = initial_factors(inst, 4, 1, "lora", rng)[0]
-    Q0 = rank_speed.rank_factors(u0, [1, 2, 4])
+    Q0 = rank_protocols.starts(inst, [1, 2, 4], "project", rng)
     runs = gd.training_runs(inst, Q0, 0.1, 50, "cpu")
     for r, run in zip([1, 2, 4], runs):
         assert not np.any(run.Q[:, r:])
 
 
 def test_iterations_to_optimum_reads_the_first_hit():
-    assert rank_speed.iterations_to_optimum([3.0, 2.0, 1.0005, 1.0], 1.0, 1e-3) == 2
-    assert rank_speed.iterations_to_optimum([3.0, 2.0], 1.0, 1e-3) is None
+    assert rank_protocols.iterations_to_optimum([3.0, 2.0, 1.0005, 1.0], 1.0, 1e-3) == 2
+    assert rank_protocols.iterations_to_optimum([3.0, 2.0], 1.0, 1e-3) is None
 
 
 def test_classify_labels_failed_starts_and_refuses_untrusted_statuses(inst, rng):
@@ -104,14 +103,6 @@ def test_certificate_verdict_catches_a_perturbed_and_a_truncated_point(inst, rng
     trunc = controls.truncated_run(inst, r, rng, "cpu")
     assert trunc.status is SolveStatus.MAX_ITER and trunc.iterations <= controls.TRUNCATED_STEPS
     assert certificate_verdict(certify(inst, Q=trunc.Q))[0] == Verdict.VIOLATED
-
-
-def test_rank_speed_verdict():
-    assert rank_speed_verdict({2: 900, 4: 500, 8: 300}, 2, True)[0] == Verdict.HOLDS
-    assert rank_speed_verdict(controls.planted_counts([2, 4, 8]), 2, True)[0] == Verdict.VIOLATED
-    # ranks below rank(δ*) and runs that never arrive do not count; fewer than 3 left: no verdict
-    assert rank_speed_verdict({1: 10, 2: 900, 4: None, 8: 300}, 2, True)[0] == Verdict.INCONCLUSIVE
-    assert rank_speed_verdict({2: 900, 4: 500, 8: 300}, 2, False)[0] == Verdict.INCONCLUSIVE
 
 
 def test_rademacher_estimate_enumerates_small_sets_and_meets_the_bound(rng):

@@ -9,21 +9,18 @@ import pytest
 from verify import figures
 from verify.experiments import figure_data
 from verify.experiments.rademacher import RademacherEstimate
-from verify.experiments.rank_speed import RankSpeed, Run
+from verify.experiments.rank_protocols import PROJECT, ProtocolRuns
 
-
-def _run(history):
-    return Run(history, {"0.001": None}, False, result=None)
 
 
 #: one example per drawer, built the way the claims build it
 DATA = {
     "rank_reduction": figure_data.rank_reduction([("a", [5, 4, 3], 3)]),
-    "training_curves": figure_data.training_curves(
-        RankSpeed(0.5, True, 1, 0.1, {1: _run([1.0, 0.7, 0.5])}, _run([1.0, 0.5])), "t"),
     "spurious_fraction": figure_data.spurious_fraction(
         [figure_data.spurious_series("s", 4, [1, 2, 3], [0.5, 0.1, 0.0], 3)]),
     "excess_risk": figure_data.excess_risk([16, 64], [1.0, 0.5], 0.9, {16: np.array([0.1, 0.2]), 64: np.array([0.05])}),
+    "rank_protocol_counts": figure_data.rank_protocol_counts(
+        [ProtocolRuns(PROJECT, 0.1, [{"0.1": {1: 30, 2: 20}, "0.001": {1: None, 2: 900}}])], [1, 2], 1, "t"),
     "rademacher": figure_data.rademacher({4: RademacherEstimate(0.6, 0.0, 1.0), 16: RademacherEstimate(0.3, 0.01, 1.0)},
                                          {4: 1.0, 16: 0.5}),
 }

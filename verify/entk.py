@@ -174,6 +174,19 @@ def linearization_error(model: nn.Module, outputs: OutputsFn, weight_names: list
     return float(num / den)
 
 
+def accuracies(model: nn.Module, outputs: OutputsFn, weight_names: list[str], batch: Batch, delta: np.ndarray,
+               labels: np.ndarray, *, chunk: int = DEFAULT_CHUNK) -> tuple[float, float, float]:
+    """(accuracy of argmax_k f(W⁰ + δ)_k, accuracy of the linearized argmax_k (f0 + ⟨G, δ⟩)_k, relative
+    output error ‖f(W⁰ + δ) − (f0 + ⟨G, δ⟩)‖_F / ‖⟨G, δ⟩‖_F) on ``batch`` with ``labels`` (N,) (Table 4's
+    actual vs linearized comparison)."""
+    f_moved, f_base, f_dir = _taylor_terms(model, outputs, weight_names, batch, delta, chunk)
+    labels = np.asarray(labels)
+    den = np.linalg.norm(f_dir)
+    err = float(np.linalg.norm(f_moved - f_base - f_dir) / den) if den > 0 else 0.0
+    return (float(np.mean(f_moved.argmax(axis=1) == labels)), float(np.mean((f_base + f_dir).argmax(axis=1) == labels)),
+            err)
+
+
 # text classification instances -----------------------------------------------------------------------
 def extract_instance(classifier: PromptClassifier, texts: list[str], labels: list[int], weight_names: list[str],
                      *, loss: str = "cross_entropy", lam: float = 0.01, chunk: int = DEFAULT_CHUNK,

@@ -39,16 +39,6 @@ def rank_reduction(data: dict, path: Path) -> Path:
                    "Thm 3.1 made constructive: objective unchanged, rank drops to the bound")
 
 
-def training_curves(data: dict, path: Path) -> Path:
-    """Figure 2 (synthetic): LoRA gradient descent at several ranks beside full fine-tuning (prox)."""
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    opt = data["optimum"]
-    for c in data["curves"]:
-        hist = [max(h - opt, 1e-16) for h in c["history"]]
-        ax.semilogy(range(len(hist)), hist, label=c["label"])
-    return _finish(fig, ax, path, "iteration", "objective − certified optimum", data.get("title", "Training curves"))
-
-
 def spurious_fraction(data: dict, path: Path) -> Path:
     """Fraction of starts ending at a spurious SOSP against LoRA rank r, threshold r(r+1)/2 > KN marked."""
     fig, ax = plt.subplots(figsize=(6, 3.6))
@@ -76,7 +66,25 @@ def rademacher(data: dict, path: Path) -> Path:
     return _finish(fig, ax, path, "N", "Rademacher complexity")
 
 
-DRAWERS = {"rank_reduction": rank_reduction, "training_curves": training_curves,
+def rank_protocol_counts(data: dict, path: Path) -> Path:
+    """Section 6 measured: iterations to each relative tolerance against the rank, one panel per protocol,
+    one line per tolerance (seed median; gaps where a seed never reached it); dotted: rank(δ*)."""
+    protocols = list(dict.fromkeys(line["protocol"] for line in data["lines"]))
+    fig, axes = plt.subplots(1, len(protocols), figsize=(3.2 * len(protocols), 3.4), sharey=True, squeeze=False)
+    for ax, p in zip(axes[0], protocols):
+        for line in (ln for ln in data["lines"] if ln["protocol"] == p):
+            y = [float("nan") if v is None else v for v in line["iterations"]]
+            ax.loglog(data["ranks"], y, marker="o", ms=3, label=f"tol {line['tol']}")
+        ax.axvline(data["optimum_rank"], ls=":", color="gray", lw=0.8)
+        ax.set_title(p, fontsize=7)
+        ax.set_xlabel("LoRA rank r")
+        ax.legend(fontsize=6)
+    axes[0][0].set_ylabel("iterations to tolerance")
+    fig.suptitle(data.get("title", "Section 6"), fontsize=8)
+    return _save(fig, path)
+
+
+DRAWERS = {"rank_protocol_counts": rank_protocol_counts, "rank_reduction": rank_reduction,
            "spurious_fraction": spurious_fraction, "excess_risk": excess_risk, "rademacher": rademacher}
 
 

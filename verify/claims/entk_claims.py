@@ -15,22 +15,24 @@ import numpy as np
 
 from theory.thresholds import existence_rank_bound, no_spurious_rank
 from theory import generalization as gen
-from verify import entk, real_task
+from verify import data_text, entk, real_task
 from verify.certify import GAP_RTOL, certify, certify_result
 from verify.claims.base import ClaimOutcome, ClaimSpec, Context, ControlKind, Profiles, Timer, control
+from verify.claims.rank_speed_check import Section6Config, section_6_outcome
 from verify.claims.verdicts import (certificate_verdict, combine, landscape_verdict, rademacher_verdict,
-                                    rank_speed_verdict, verdict_from_margin)
-from verify.experiments import figure_data
-from verify.experiments.controls import (TRUNCATED_STEPS, perturbed_point, planted_counts, rademacher_wrong_power,
+                                    verdict_from_margin)
+from verify.experiments.controls import (TRUNCATED_STEPS, perturbed_point, rademacher_wrong_power,
                                          truncated_run)
+from verify.experiments.gd import local_step
 from verify.experiments.landscape import counts, random_perturbation, study
 from verify.experiments.rademacher import estimate
-from verify.experiments.rank_speed import rank_speed
 from verify.instance import load_instance
 from verify.results import CheckResult, Verdict
-from verify.solvers.bm import initial_factors, solve_bm
+from verify.solvers.bm import solve_bm
 from verify.solvers.prox import solve_prox
-from verify.tolerances import NTK_ACCEPT, NTK_REFUTE
+from verify.tolerances import (NTK_ACC_HOLD_SE, NTK_ACC_REFUTE_SE, NTK_C4_RESOLVED_FRACTION, NTK_CERT_NOISE,
+                               NTK_NEAR_TRUNCATED_STEPS, NTK_P_NORM, NTK_SHRINK_SCALES, RADEMACHER_SE,
+                               S6_RTOLS_FULL)
 
 SECTION = "Empirical NTK of all-MiniLM-L6-v2 (N = 32, K = 2, query + value of the last layer, 768×768)"
 N_TRAIN, LAM = 32, 0.01
@@ -51,23 +53,17 @@ class LandscapeConfig:
 
 
 @dataclass(frozen=True)
-class Section6Config:
-    #: gradient-descent steps per rank (and FISTA iterations), FISTA's time limit in seconds
-    steps: int
-    prox_seconds: float
-
-
-@dataclass(frozen=True)
 class RademacherConfig:
     #: Monte-Carlo sign draws
     draws: int
 
 
 OPTIMUM = Profiles(quick=OptimumConfig(prox_seconds=10), full=OptimumConfig(prox_seconds=600))
-THEOREM_4_1 = Profiles(quick=LandscapeConfig(starts=2, init="lora"), full=LandscapeConfig(starts=8, init="random"))
+#: 8 random starts, one batch: ≈ 40 s on the cached MiniLM instance (1 CPU thread)
+THEOREM_4_1 = Profiles(quick=LandscapeConfig(starts=8, init="random"), full=LandscapeConfig(starts=16, init="random"))
 #: one setting in both profiles: the experiment is run once, with --only (it is in the full profile only)
-SECTION_6 = Profiles(quick=Section6Config(steps=3000, prox_seconds=1200),
-                     full=Section6Config(steps=3000, prox_seconds=1200))
+_S6 = Section6Config(steps=12000, seeds=2, tolerances=S6_RTOLS_FULL[:4], paper_step="paper")
+SECTION_6 = Profiles(quick=_S6, full=_S6)
 LEMMA_C4 = Profiles(quick=RademacherConfig(draws=16), full=RademacherConfig(draws=400))
 
 
@@ -134,84 +130,130 @@ def run_certified_optimum(ctx: Context) -> ClaimOutcome:
     check = CheckResult("entk_certified_optimum", "LoRA at the Thm 4.1 rank reaches a certified global optimum of the "
                         "linearized fine-tuning problem, whose rank obeys Thm 3.1 (r(r+1)/2 ≤ KN).",
                         "Theorems 3.1, 4.1; MATH.md §2 certificate", verdict, margin, [_name(task)], t.seconds, details)
+    check.power = ("The gap bound comes from λ_min(M) and ⟨M, QQᵀ⟩ of the real 1536×1536 M: any point off the optimum "
+                   "by more than the resolution below is refuted (near-miss control).")
+    check.resolution = (f"relative noise {NTK_CERT_NOISE:g} on Q* (on a probe draw 1e-3 still passed GAP_RTOL = "
+                        f"{GAP_RTOL:g}, 1.5e-3 did not; the gap depends on the draw); the FISTA comparison is "
+                        "reported, not decided")
+    near = certify(inst, Q=perturbed_point(res.Q, ctx.rng("entk/near"), NTK_CERT_NOISE))
     bad = certify(inst, Q=perturbed_point(res.Q, ctx.rng("entk/perturbed")))
-    ctrl = control("entk_certificate_perturbed", "entk_certified_optimum",
-                   "certificate fed the real optimum with 1% noise", *certificate_verdict(bad), kind=ControlKind.GROSS)
-    return ClaimOutcome(check, [ctrl])
+    ctrls = [control("entk_certificate_near_noise", "entk_certified_optimum", f"certificate fed the real optimum with "
+                     f"{NTK_CERT_NOISE:g} relative noise (just past its resolution)", *certificate_verdict(near),
+                     kind=ControlKind.NEAR_MISS),
+             control("entk_certificate_perturbed", "entk_certified_optimum", "certificate fed the real optimum with 1% "
+                     "noise", *certificate_verdict(bad), kind=ControlKind.GROSS)]
+    return ClaimOutcome(check, ctrls)
 
 
 def run_theorem_4_1_real(ctx: Context) -> ClaimOutcome:
+    cfg = THEOREM_4_1.of(ctx)
     with Timer() as t:
         task = task_for(ctx)
         rng = ctx.rng("entk/theorem_4_1")
-        inst = task.train.with_(P=random_perturbation(rng, task.train.m + task.train.n, "full_rank", 1e-6))
+        inst = task.train.with_(P=random_perturbation(rng, task.train.m + task.train.n, "full_rank", NTK_P_NORM))
         r = no_spurious_rank(inst.kn)
-        cfg = THEOREM_4_1.of(ctx)
         points = study(inst, r, cfg.starts, rng, ctx.device, init=cfg.init)
         verdict, margin = landscape_verdict(points)
-        truncated = certify_result(inst, truncated_run(inst, r, rng, ctx.device, init="random"))
-    details = {"counts": str(counts(points)), "LoRA rank": r, "‖P‖_F": 1e-6,
+        opt, c0 = optimum_for(ctx)
+        p_term = float(np.sum(inst.P * (opt.Q @ opt.Q.T)))
+        near = certify_result(inst, truncated_run(inst, r, ctx.rng("entk/t41/near"), ctx.device, init=cfg.init,
+                                                  steps=NTK_NEAR_TRUNCATED_STEPS))
+        gross = certify_result(inst, truncated_run(inst, r, rng, ctx.device, init="random"))
+    tol = GAP_RTOL * max(1.0, abs(c0.objective))
+    details = {"counts": str(counts(points)), "LoRA rank": r, "‖P‖_F (full-rank Wishart, P ⪰ 0)": NTK_P_NORM,
+               "⟨P, Q*Q*ᵀ⟩ at the P = 0 optimum": p_term, "⟨P, Q*Q*ᵀ⟩ / gap tolerance": p_term / tol,
                "max σ_r(Q)/σ_1(Q)": max(p.sigma_r_ratio for p in points)}
     check = CheckResult("entk_theorem_4_1", f"On the real instance, {cfg.starts} {cfg.init}-initialised starts of LoRA "
-                        f"at r = {r} "
-                        "(r(r+1)/2 > KN = 64) with a full-rank P ⪰ 0 all end at certified global minima.",
-                        "Theorem 4.1", verdict, margin, [_name(task)], t.seconds, details)
-    ctrl = control("entk_truncated_run", "entk_theorem_4_1",
-                   f"end point of a run stopped after {TRUNCATED_STEPS} iterations claimed global",
-                   *certificate_verdict(truncated), kind=ControlKind.GROSS)
-    return ClaimOutcome(check, [ctrl])
+                        f"at r = {r} (r(r+1)/2 > KN = 64) with a full-rank P ⪰ 0, ‖P‖_F = {NTK_P_NORM:g}, all end at "
+                        "certified global minima of F_P.", "Theorem 4.1", verdict, margin, [_name(task)], t.seconds,
+                        details,
+                        power=f"Each start is certified or labelled a spurious SOSP on the real M; P is resolved: "
+                              f"⟨P, Q*Q*ᵀ⟩ ≈ {p_term / tol:.0f}× the gap tolerance, so an end point that ignored P "
+                              "would not be certified for F_P (P ⪰ 0 full rank: the theorem's hypothesis holds).",
+                        resolution=f"a run stopped after {NTK_NEAR_TRUNCATED_STEPS} iterations (close, not certified) "
+                                   f"is refuted; certificate tolerance GAP_RTOL = {GAP_RTOL:g} relative")
+    ctrls = [control("entk_t41_near_truncated", "entk_theorem_4_1", f"end point of a run stopped after "
+                     f"{NTK_NEAR_TRUNCATED_STEPS} iterations (gap bound {near.gap_bound:.2g}, tolerance {tol:.2g}) "
+                     "claimed global", *certificate_verdict(near), kind=ControlKind.NEAR_MISS),
+             control("entk_truncated_run", "entk_theorem_4_1",
+                     f"end point of a run stopped after {TRUNCATED_STEPS} iterations claimed global",
+                     *certificate_verdict(gross), kind=ControlKind.GROSS)]
+    return ClaimOutcome(check, ctrls)
 
 
 def run_section_6_real(ctx: Context) -> ClaimOutcome:
-    """The paper's Section 6 experiment on the linearized model: LoRA GD at ranks {1, 2, 4, 8, 11, 16}
-    (all in one batch: a rank-r run is a rank-16 run with 16 − r zero columns, which GD keeps at 0)
-    beside full fine-tuning (FISTA), λ = 0.01, cross-entropy."""
-    cfg = SECTION_6.of(ctx)
-    with Timer() as t:
-        task = task_for(ctx)
-        inst = task.train
-        opt, _ = optimum_for(ctx)
-        u0 = initial_factors(inst, max(RANKS), 1, "lora", ctx.rng("entk/s6"))[0]
-        rs = rank_speed(inst, RANKS, u0, opt, cfg.steps, ctx.device, prox_time_limit=cfg.prox_seconds)
-        verdict, margin, extra = rank_speed_verdict(rs.iterations(), rs.optimum_rank, rs.optimum_certified)
-    details = {f"rank {r}": f"iterations to within {run.iterations} of the optimum; test accuracy "
-                            f"{entk.test_accuracy(task.test, run.result.delta):.3f}" for r, run in rs.runs.items()}
-    details |= extra | {"GD step": rs.lr, "iterations run": cfg.steps, "certified optimum": rs.optimum,
-                        "FISTA": f"{rs.prox.result.iterations} iterations, objective {rs.prox.result.objective:.6g}",
-                        "test accuracy at the optimum": entk.test_accuracy(task.test, opt.delta)}
-    check = CheckResult("entk_section_6", "Linearized LoRA training at ranks {1, 2, 4, 8, 11, 16} and full fine-tuning "
-                        "approach the same certified optimum; lower rank converges more slowly.",
-                        "Section 6, Figure 2", verdict, margin, [_name(task)], t.seconds, details)
-    v, m, _ = rank_speed_verdict(planted_counts(rs.runs), rs.optimum_rank, rs.optimum_certified)
-    ctrl = control("entk_section_6_planted_counts", "entk_section_6", "planted iteration counts that grow with the rank", v, m, kind=ControlKind.GROSS)
-    fig = figure_data.training_curves(rs, "all-MiniLM-L6-v2 eNTK: LoRA GD by rank vs full fine-tuning")
-    return ClaimOutcome(check, [ctrl], {"training_curves_minilm": fig})
+    """The paper's Section 6 experiment on the linearized model, measured (``rank_speed_check``): LoRA GD at
+    ranks {1, 2, 4, 8, 11, 16} under protocols (a)–(d), (c)/(d) at the paper's step η = 1e-3·N = 0.032
+    (the project's step ½/λ_max is ≈ 0.12 here), λ = 0.01, cross-entropy."""
+    task = task_for(ctx)
+    opt, cert = optimum_for(ctx)
+    return section_6_outcome(ctx, "entk_section_6", task.train, cert, RANKS, 0.5 * local_step(task.train, opt.Q),
+                             SECTION_6.of(ctx), "Section 6, Figure 2; Appendix D, Table 1",
+                             "all-MiniLM-L6-v2 eNTK: iterations to the certified optimum by rank")
 
 
-def _ntk_verdict(err: float) -> Verdict:
-    return Verdict.HOLDS if err <= NTK_ACCEPT else Verdict.VIOLATED if err > NTK_REFUTE else Verdict.INCONCLUSIVE
+def accuracy_verdict(acc_actual: float, acc_linear: float, n: int) -> tuple[Verdict, float]:
+    """Table 4's comparison on n examples: HOLDS if |actual − linearized accuracy| ≤ NTK_ACC_HOLD_SE binomial SEs,
+    VIOLATED beyond NTK_ACC_REFUTE_SE; SE from the linearized accuracy with add-one smoothing. Margin in SEs."""
+    p = (round(acc_linear * n) + 1) / (n + 2)
+    z = abs(acc_actual - acc_linear) / np.sqrt(p * (1 - p) / n)
+    v = Verdict.HOLDS if z <= NTK_ACC_HOLD_SE else Verdict.VIOLATED if z > NTK_ACC_REFUTE_SE else Verdict.INCONCLUSIVE
+    return v, NTK_ACC_HOLD_SE - z
 
 
 def run_ntk_regime(ctx: Context) -> ClaimOutcome:
     with Timer() as t:
         task = task_for(ctx)
         opt, _ = optimum_for(ctx)
-        clf = task.classifier
-        batch = clf.encode(task.train_texts)
-        path = {s: entk.linearization_error(clf.model, clf.outputs, task.weight_names, batch, s * opt.delta)
-                for s in (0.25, 0.5, 1.0)}
-        err = path[1.0]
-    details = {f"relative linearization error at {s:g}·δ*": e for s, e in path.items()}
-    details |= {"‖δ*‖_F": float(np.linalg.norm(opt.delta)), "accepted below": NTK_ACCEPT, "refuted above": NTK_REFUTE}
-    check = CheckResult("entk_ntk_regime", "Along the LoRA solution path t·δ*, the real model stays linear: "
-                        "‖f(W₀ + δ) − (f0 + ⟨G, δ⟩)‖ / ‖⟨G, δ⟩‖ ≤ 0.1 at the solution.",
-                        "Section 2 (NTK regime assumption)", _ntk_verdict(err), NTK_ACCEPT - err, [_name(task)],
-                        t.seconds, details)
-    big = 100.0 * opt.delta / max(np.linalg.norm(opt.delta), 1e-300)
-    e_big = entk.linearization_error(clf.model, clf.outputs, task.weight_names, batch, big)
-    ctrl = control("entk_large_update", "entk_ntk_regime", "a planted update of Frobenius norm 100 claimed linear",
-                   _ntk_verdict(e_big), NTK_ACCEPT - e_big, kind=ControlKind.GROSS)
-    return ClaimOutcome(check, [ctrl])
+        clf, test = task.classifier, data_text.load_sentiment("test")
+        splits = {"train": (clf.encode(task.train_texts), task.train.Y), "test": (clf.encode(test.texts), task.test.Y)}
+        acc = lambda d, sp: entk.accuracies(clf.model, clf.outputs, task.weight_names, splits[sp][0], d,  # noqa: E731
+                                            splits[sp][1])
+        at = {split: acc(opt.delta, split) for split in splits}
+        verdicts = {split: accuracy_verdict(a, lin, splits[split][1].size) for split, (a, lin, _) in at.items()}
+        # near miss: the actual model at s·δ* against the linearized accuracy at δ*, largest s that is caught
+        scan = {}
+        for s_ in NTK_SHRINK_SCALES:
+            scan[s_] = combine_pairs({sp: accuracy_verdict(acc(s_ * opt.delta, sp)[0], at[sp][1], splits[sp][1].size)
+                                      for sp in splits})
+            if scan[s_][0] is Verdict.VIOLATED:
+                break
+        flipped = combine_pairs({sp: accuracy_verdict(acc(-opt.delta, sp)[0], at[sp][1], splits[sp][1].size)
+                                 for sp in splits})
+    verdict, margin = combine_pairs(verdicts)
+    details = {f"{sp} accuracy actual / linearized (n = {splits[sp][1].size})": f"{a:.4f} / {lin:.4f}"
+               for sp, (a, lin, _) in at.items()}
+    details |= {f"{sp} relative output error ‖f(W₀+δ*) − (f0+⟨G,δ*⟩)‖/‖⟨G,δ*⟩‖": e for sp, (_, _, e) in at.items()}
+    details |= {"‖δ*‖_F": float(np.linalg.norm(opt.delta)),
+                "actual accuracy at s·δ* vs linearized at δ* (scan)": {f"s = {k:g}": f"{v.value}, {m:.2f} SE"
+                                                                        for k, (v, m) in scan.items()},
+                "note": "along t·δ* (t up to 8192, and −64) and δ* + random updates up to 16‖δ*‖ the actual and "
+                        "linearized accuracies agree (measured while writing the check): accuracy is a weak test of "
+                        "linearity; the output error above is the quantitative one"}
+    s_caught = max((k for k, (v, _) in scan.items() if v is Verdict.VIOLATED), default=None)
+    check = CheckResult("entk_ntk_regime", "At the LoRA solution δ*, the real model's accuracy (train and test batch) "
+                        f"is within {NTK_ACC_HOLD_SE:g} binomial SE of the linearized model's (Table 4's actual vs "
+                        "linearized comparison); the relative output error is reported.",
+                        "Section 2 (NTK regime assumption); Appendix D, Table 4", verdict, margin, [_name(task)],
+                        t.seconds, details,
+                        power=f"Differences beyond {NTK_ACC_REFUTE_SE:g} SE on either split refute it; with n = 32/48 "
+                              "that is ≈ 3 train or ≈ 8 test predictions changing. The check tells an applied update "
+                              f"from one shrunk to s·δ* with s = {s_caught} (near miss).",
+                        resolution=f"accuracy differences ≥ {NTK_ACC_REFUTE_SE:g} SE (≈ 0.09 train, 0.16 test); "
+                                   f"update-size errors down to s = {s_caught}")
+    sv, sm = scan[s_caught] if s_caught is not None else scan[NTK_SHRINK_SCALES[-1]]
+    ctrls = [control("entk_ntk_shrunk_update", "entk_ntk_regime", f"actual model at s·δ*, s = "
+                     f"{s_caught if s_caught is not None else NTK_SHRINK_SCALES[-1]:g} (largest scale of "
+                     f"{NTK_SHRINK_SCALES} that the check resolves) claimed to match the linearized model at δ*",
+                     sv, sm, kind=ControlKind.NEAR_MISS),
+             control("entk_ntk_sign_flip", "entk_ntk_regime", "actual model at −δ* claimed to match the linearized "
+                     "model at δ*", *flipped, kind=ControlKind.GROSS)]
+    return ClaimOutcome(check, ctrls)
+
+
+def combine_pairs(pairs: dict) -> tuple[Verdict, float]:
+    """(combined verdict, smallest margin) of {key: (verdict, margin)}."""
+    return combine([v for v, _ in pairs.values()]), min(m for _, m in pairs.values())
 
 
 def run_rademacher_real(ctx: Context) -> ClaimOutcome:
@@ -225,8 +267,18 @@ def run_rademacher_real(ctx: Context) -> ClaimOutcome:
     check = CheckResult("entk_lemma_c4", "On the real sensing tensor, the exact Rademacher complexity (dual norm per "
                         f"sign draw, {draws} draws) is ≤ R D √K/√N with R = max ‖G[i, j]‖_F.", "Lemma C.4",
                         verdict, margin, [_name(task)], t.seconds, rows)
+    mean, se, R = stats[G.shape[0]]
+    f_res = (mean - RADEMACHER_SE * se) / bound(R, G.shape[1], G.shape[0])  # largest factor the check resolves
+    check.power = (f"The exact complexity is a mean over {draws} sign draws ± SE; a bound below mean + "
+                   f"{RADEMACHER_SE:g} SE would not hold, one below mean − {RADEMACHER_SE:g} SE is refuted.")
+    check.resolution = f"a bound {1 / f_res:.3g}× too small (factor {f_res:.3g}, from mean − {RADEMACHER_SE:g} SE)"
+    v, m, _ = rademacher_verdict(stats, G.shape[1], lambda R, K, N: NTK_C4_RESOLVED_FRACTION * f_res * bound(R, K, N))
+    near = control("entk_lemma_c4_scaled_bound", "entk_lemma_c4",
+                   f"bound R D √K/√N × {NTK_C4_RESOLVED_FRACTION * f_res:.3g} "
+                   "(just inside the largest factor the check resolves)", v, m, kind=ControlKind.NEAR_MISS)
     v, m, _ = rademacher_verdict(stats, G.shape[1], rademacher_wrong_power)
-    return ClaimOutcome(check, [control("entk_lemma_c4_wrong_power", "entk_lemma_c4", "bound R D √K / N", v, m, kind=ControlKind.GROSS)])
+    return ClaimOutcome(check, [near, control("entk_lemma_c4_wrong_power", "entk_lemma_c4", "bound R D √K / N", v, m,
+                                              kind=ControlKind.GROSS)])
 
 
 CLAIMS = [ClaimSpec("entk_certified_optimum", "", "Theorems 3.1, 4.1", run_certified_optimum, SECTION),

@@ -80,17 +80,6 @@ def rank_verdict(rp: RankPoints) -> tuple[Verdict, float]:
     return (Verdict.HOLDS if ok else Verdict.INCONCLUSIVE), float(slack)
 
 
-def rank_speed_verdict(iterations: dict[int, int | None], optimum_rank: int,
-                       optimum_certified: bool) -> tuple[Verdict, float, dict]:
-    """Section 6: among ranks ≥ rank(δ*) (the ones that can reach the optimum) that come within the
-    resolution of a training-loss plot, iterations must decrease with rank (Spearman ρ < 0)."""
-    reached = {r: it for r, it in iterations.items() if it is not None and r >= optimum_rank}
-    if len(reached) < 3 or not optimum_certified:
-        return Verdict.INCONCLUSIVE, float("nan"), {}
-    rho = float(spearmanr(list(reached), list(reached.values())).statistic)
-    return verdict_from_margin(-rho, RANK_SPEED_RHO_TOL), -rho, {"Spearman ρ(rank, iterations)": rho}
-
-
 def rademacher_verdict(stats: dict[int, RademacherEstimate], K: int, bound) -> tuple[Verdict, float, dict]:
     """HOLDS if mean + RADEMACHER_SE·SE < bound(R, K, N) for every N; VIOLATED if mean − RADEMACHER_SE·SE
     > bound for some N."""
@@ -103,3 +92,35 @@ def rademacher_verdict(stats: dict[int, RademacherEstimate], K: int, bound) -> t
         margins.append((b - mean) / b)
         rows[f"N={N}"] = f"exact {mean:.4g} ± {se:.1g} ≤ R D √K/√N = {b:.4g} (bound ÷ exact = {b / mean:.3g})"
     return combine(verdicts), float(min(margins)), rows
+
+
+def rank_order(cell: dict[int, int | None], optimum_rank: int) -> tuple[int | None, float]:
+    """Ordering of one (protocol, seed, tolerance) cell of iteration counts over the ranks ≥ rank(δ*) that
+    reach the tolerance: +1 higher rank faster (−ρ > RANK_SPEED_RHO_TOL), −1 lower rank faster (−ρ below its
+    negative), 0 neither; None when fewer than 3 ranks reach it. Second value: −ρ (nan when undecided)."""
+    reached = {r: it for r, it in cell.items() if it is not None and r >= optimum_rank}
+    if len(reached) < 3:
+        return None, float("nan")
+    its = list(reached.values())
+    rho = 0.0 if len(set(its)) == 1 else float(spearmanr(list(reached), its).statistic)
+    return (1 if -rho > RANK_SPEED_RHO_TOL else -1 if -rho < -RANK_SPEED_RHO_TOL else 0), -rho
+
+
+def rank_order_verdict(table: dict, optimum_rank: int, optimum_certified: bool) -> tuple[Verdict, float, dict]:
+    """Section 6 over every cell of ``table`` {(protocol, seed, tolerance): {rank: iterations}}: HOLDS when
+    every cell orders higher rank faster, VIOLATED when every cell orders lower rank faster, otherwise
+    (a cell undecided, unordered, or cells disagreeing) INCONCLUSIVE. Margin: the smallest −ρ over the
+    cells (the largest when VIOLATED); rows: how many cells say what."""
+    orders = {key: rank_order(cell, optimum_rank) for key, cell in table.items()}
+    signs = [o for o, _ in orders.values()]
+    scores = [s for _, s in orders.values() if np.isfinite(s)]
+    rows = {"cells (protocol × seed × tolerance)": len(signs), "higher rank faster": signs.count(1),
+            "lower rank faster": signs.count(-1), "no ordering": signs.count(0),
+            "undecided (< 3 ranks ≥ rank(δ*) reach the tolerance)": signs.count(None)}
+    if not optimum_certified or not scores:
+        return Verdict.INCONCLUSIVE, float("nan"), rows
+    if all(s == 1 for s in signs):
+        return Verdict.HOLDS, min(scores), rows
+    if all(s == -1 for s in signs):
+        return Verdict.VIOLATED, max(scores), rows
+    return Verdict.INCONCLUSIVE, min(scores), rows

@@ -35,3 +35,25 @@ def planted_counts(ranks) -> dict[int, int]:
 def rademacher_wrong_power(R: float, K: int, N: int) -> float:
     """Lemma C.4's bound with N^(-1) in place of N^(-1/2): R D √K / N with D = 1."""
     return R * np.sqrt(K) / N
+
+
+def planted_table(table: dict) -> dict:
+    """Every cell of a Section 6 count table replaced by planted counts that grow with the rank."""
+    return {key: planted_counts(cell) for key, cell in table.items()}
+
+
+def smallest_flip(cell: dict[int, int | None], order) -> tuple[int, int] | None:
+    """The smallest change of one measured count that changes ``order(cell)`` (a rank statistic, so only
+    the values next to another count matter): (rank, new count), or None if no single change does."""
+    base = order(cell)
+    counts = [c for c in cell.values() if c is not None]
+    best = None
+    for r, c in cell.items():
+        if c is None:
+            continue
+        for new in sorted({max(0, o + d) for o in counts for d in (-1, 0, 1)}, key=lambda x: abs(x - c)):
+            if new != c and order({**cell, r: new}) != base:
+                if best is None or abs(new - c) < abs(best[1] - cell[best[0]]):
+                    best = (r, new)
+                break
+    return best

@@ -5,14 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from verify.experiments.rademacher import RademacherEstimate
-from verify.experiments.rank_speed import RankSpeed
-
-
-def training_curves(rs: RankSpeed, title: str) -> dict:
-    """LoRA GD per rank and full fine-tuning (FISTA) against the certified optimum (Figure 2)."""
-    curves = [{"label": f"LoRA r={r}", "history": run.history} for r, run in rs.runs.items()]
-    curves.append({"label": "full fine-tuning (FISTA)", "history": rs.prox.history})
-    return {"kind": "training_curves", "optimum": rs.optimum, "curves": curves, "title": title}
 
 
 def spurious_fraction(series: list[dict]) -> dict:
@@ -41,3 +33,17 @@ def rademacher(stats: dict[int, RademacherEstimate], bound: dict[int, float]) ->
     """Lemma C.4: the exact Rademacher complexity and the bound per N."""
     Ns = list(stats)
     return {"kind": "rademacher", "N": Ns, "exact": [stats[N].mean for N in Ns], "bound": [bound[N] for N in Ns]}
+
+
+def rank_protocol_counts(runs, ranks: list[int], optimum_rank: int, title: str) -> dict:
+    """Section 6 measured: seed-median iterations to each tolerance against the rank, one line per
+    (protocol, tolerance); None where some seed never reached it; ``per_seed``: the counts per rank and seed.
+    ``runs``: list of ProtocolRuns."""
+    lines = []
+    for pr in runs:
+        for t in pr.counts[0]:
+            its = [[cells[t][r] for cells in pr.counts] for r in ranks]
+            lines.append({"protocol": pr.protocol.label, "tol": t, "per_seed": its,
+                          "iterations": [None if None in i else float(np.median(i)) for i in its]})
+    return {"kind": "rank_protocol_counts", "ranks": ranks, "optimum_rank": optimum_rank, "lines": lines,
+            "title": title}
