@@ -267,8 +267,8 @@ def run_rademacher_real(ctx: Context) -> ClaimOutcome:
     check = CheckResult("entk_lemma_c4", "On the real sensing tensor, the exact Rademacher complexity (dual norm per "
                         f"sign draw, {draws} draws) is ≤ R D √K/√N with R = max ‖G[i, j]‖_F.", "Lemma C.4",
                         verdict, margin, [_name(task)], t.seconds, rows)
-    mean, se, R = stats[G.shape[0]]
-    f_res = (mean - RADEMACHER_SE * se) / bound(R, G.shape[1], G.shape[0])  # largest factor the check resolves
+    est = stats[G.shape[0]]
+    f_res = (est.mean - RADEMACHER_SE * est.se) / bound(est.R, G.shape[1], G.shape[0])  # largest resolved factor
     check.power = (f"The exact complexity is a mean over {draws} sign draws ± SE; a bound below mean + "
                    f"{RADEMACHER_SE:g} SE would not hold, one below mean − {RADEMACHER_SE:g} SE is refuted.")
     check.resolution = f"a bound {1 / f_res:.3g}× too small (factor {f_res:.3g}, from mean − {RADEMACHER_SE:g} SE)"
