@@ -42,8 +42,14 @@ def test_every_claim_has_an_expected_verdict():
     assert sorted(EXPECTED_VERDICTS) == sorted(s.id for s in all_claims())
 
 
-@pytest.mark.parametrize("spec", [pytest.param(s, id=s.id, marks=[pytest.mark.slow] if s.section.startswith(
-    "Empirical NTK") else []) for s in all_claims()])
+def _marks(spec) -> list:
+    """Real-model claims are slow; a claim that runs only in the full profile on the real model takes hours."""
+    if not spec.section.startswith("Empirical NTK"):
+        return []
+    return [pytest.mark.slow] + ([pytest.mark.hours] if "quick" not in spec.profiles else [])
+
+
+@pytest.mark.parametrize("spec", [pytest.param(s, id=s.id, marks=_marks(s)) for s in all_claims()])
 def test_claim_verdict_and_every_control_is_caught(spec):
     """Each claim gives its expected verdict; each of its planted false variants is reported VIOLATED; and the
     power rule holds: at least one NEAR_MISS control (its hypothesis broken by the smallest step that should
