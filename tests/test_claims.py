@@ -23,9 +23,10 @@ from verify.claims.verdicts import verdict_equality, verdict_from_margin
 from verify.experiments.landscape import PERTURBATIONS, counts, random_perturbation, study
 from verify.results import Verdict
 from verify.solvers.bm import solve_bm
-from verify.tolerances import RANK_DEFICIENT_RTOL
+from verify.tolerances import RANK_DEFICIENT_RTOL, exact_rtol
 
-seeds = st.integers(0, 2**32 - 1)
+from strategies import losses, min_outputs, seeds
+
 #: the verdict of every claim at seed 0 in the first profile that runs it (quick, else full): any change of a
 #: verdict fails a test. The eNTK claims (real model) run under -m slow; entk_section_6 runs only in full.
 EXPECTED_VERDICTS = {
@@ -66,12 +67,12 @@ def test_claim_verdict_and_every_control_is_caught(spec):
 
 
 @given(seed=seeds, N=st.integers(2, 4), K=st.integers(1, 2), m=st.integers(2, 4), n=st.integers(2, 4),
-       kind=st.sampled_from(PERTURBATIONS), loss=st.sampled_from(["squared", "cross_entropy"]))
+       kind=st.sampled_from(PERTURBATIONS), loss=losses)
 def test_theorem_4_1_property(seed, N, K, m, n, kind, loss):
     """Theorem 4.1: above r(r+1)/2 > KN, with a hypothesis-drawn perturbation family, every multi-start
     end point is certified global and rank deficient."""
     rng = np.random.default_rng(seed)
-    K = 2 if loss == "cross_entropy" else K
+    K = max(K, min_outputs(loss))
     inst = synthetic.gaussian(rng, N, K, m, n, loss=loss, lam=0.05)
     eps = 1e-8 if kind == "tiny" else 1e-3
     inst = inst.with_(P=random_perturbation(rng, m + n, kind, eps))
@@ -83,17 +84,17 @@ def test_theorem_4_1_property(seed, N, K, m, n, kind, loss):
 
 
 @given(seed=seeds, N=st.integers(1, 4), K=st.integers(1, 2), n=st.integers(4, 9),
-       loss=st.sampled_from(["squared", "cross_entropy"]), lam=st.sampled_from([0.0, 0.05]))
+       loss=losses, lam=st.sampled_from([0.0, 0.05]))
 def test_theorem_3_1_property(seed, N, K, n, loss, lam):
     """Theorem 3.1 made constructive: from the full-rank certified minimizer of a trace-sensing instance the
     reduction reaches r(r+1)/2 ≤ KN at the same objective."""
-    K = 2 if loss == "cross_entropy" else K
+    K = max(K, min_outputs(loss))
     inst = synthetic.trace_sensing(np.random.default_rng(seed), N, K, n, loss=loss, lam=lam)
     delta = synthetic.trace_sensing_optimum(inst)
     u, v = balanced_factors(delta)
     Q, path = reduce_rank(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, np.vstack([u, v]))
     assert triangular(Q.shape[1]) <= inst.kn and Q.shape[1] <= existence_rank_bound(inst.kn)
-    assert abs(path[-1].objective - path[0].objective) <= 1e-10 * max(1, abs(path[0].objective))
+    assert abs(path[-1].objective - path[0].objective) <= exact_rtol(np.float64) * max(1, abs(path[0].objective))
     if lam > 0:
         assert certify(inst, Q=Q).certified
 

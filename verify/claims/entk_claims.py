@@ -111,17 +111,17 @@ def run_certified_optimum(ctx: Context) -> ClaimOutcome:
     with Timer() as t:
         task = task_for(ctx)
         inst = task.train
-        res, c = optimum_for(ctx)
+        res, cert = optimum_for(ctx)
         prox = solve_prox(inst, tol=GAP_RTOL, time_limit=OPTIMUM.of(ctx).prox_seconds)
-        cp = certify_result(inst, prox)
-        certified, margin = certificate_verdict(c)
+        cert_prox = certify_result(inst, prox)
+        certified, margin = certificate_verdict(cert)
         verdict = combine([certified,
-                           verdict_from_margin(existence_rank_bound(inst.kn) - c.rank + 0.5, 0.0)])
-    details = {"LoRA rank": res.Q.shape[1], "objective L̂_λ": c.objective, "gap bound": c.gap_bound,
-               "λ_min(M)": c.lambda_min_M, "rank of the optimum": c.rank,
+                           verdict_from_margin(existence_rank_bound(inst.kn) - cert.rank + 0.5, 0.0)])
+    details = {"LoRA rank": res.Q.shape[1], "objective L̂_λ": cert.objective, "gap bound": cert.gap_bound,
+               "λ_min(M)": cert.lambda_min_M, "rank of the optimum": cert.rank,
                "Thm 3.1 bound (r(r+1)/2 ≤ KN)": existence_rank_bound(inst.kn), "BM seconds": res.solve_seconds,
-               "FISTA (full fine-tuning) objective": cp.objective, "FISTA gap bound": cp.gap_bound,
-               "FISTA certified": cp.certified, "FISTA iterations": prox.iterations,
+               "FISTA (full fine-tuning) objective": cert_prox.objective, "FISTA gap bound": cert_prox.gap_bound,
+               "FISTA certified": cert_prox.certified, "FISTA iterations": prox.iterations,
                "FISTA seconds": prox.solve_seconds,
                "zero-shot train accuracy": entk.test_accuracy(inst, np.zeros((inst.m, inst.n))),
                "train accuracy at the optimum": entk.test_accuracy(inst, res.delta),

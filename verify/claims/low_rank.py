@@ -40,16 +40,16 @@ FIGURE_1 = Profiles(quick=Figure1Config(starts=40), full=Figure1Config(starts=40
 
 def _start_certified(inst: Instance, Q: np.ndarray) -> tuple[bool, str]:
     """A proof that Q Qᵀ is a global minimizer: the gap certificate, or for λ = 0 (convex L̂) ∇L̂ = 0."""
-    c = certify(inst, Q=Q)
-    if c.certified:
-        return True, f"gap bound {c.gap_bound:.2e}"
+    cert = certify(inst, Q=Q)
+    if cert.certified:
+        return True, f"gap bound {cert.gap_bound:.2e}"
     if inst.lam == 0 and inst.loss == "squared" and inst.P is not None:
         h = inst.lora_objective(Q)  # H ≥ 0 (L̂ ≥ 0, P ⪰ 0, QQᵀ ⪰ 0), so H(QQᵀ) itself bounds the gap
         return h <= GAP_RTOL, f"λ = 0, P ⪰ 0: H ≥ 0 everywhere and H(QQᵀ) = {h:.2e}"
     if inst.lam == 0:
         s = float(np.linalg.norm(inst.gradient(Q[:inst.m] @ Q[inst.m:].T)))
         return s <= KKT_TOL, f"λ = 0, ‖∇L̂‖_F = {s:.2e}"
-    return False, c.reason
+    return False, cert.reason
 
 
 def _cases(ctx: Context) -> list[tuple[str, Instance, np.ndarray]]:
@@ -104,9 +104,9 @@ def lowest_certified_rank(inst: Instance, max_rank: int, rng: np.random.Generato
 def _numerical_factor(inst: Instance, Q: np.ndarray) -> np.ndarray:
     """Q without the directions whose singular values of δ lie below the certificate's rank tolerance:
     they are zero at the certified accuracy, and the proof's step 2 holds only on exact columns."""
-    c = certify(inst, Q=Q)
+    cert = certify(inst, Q=Q)
     U, s, _ = np.linalg.svd(Q, full_matrices=False)
-    k = max(c.rank, 1) if c.certified else Q.shape[1]
+    k = max(cert.rank, 1) if cert.certified else Q.shape[1]
     return U[:, :k] * s[:k]
 
 
