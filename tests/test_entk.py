@@ -13,8 +13,6 @@ from verify.commands import entk as entk_command
 from verify.instance import load_instance
 from verify.tolerances import LINEARIZATION_RATIO_RTOL, LINEARIZATION_RTOL, LINEARIZATION_SMALL, exact_rtol
 
-# torch's own forward-AD setup (first jvp) calls the deprecated torch.jit.script
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 
 TOL = exact_rtol(np.float64)
 TEXTS = ["Great fun.", "The plot made no sense and the ending was a mess.", "Sturdy build quality.",
