@@ -111,18 +111,6 @@ def hessian_operator(inst: Instance, Q: np.ndarray) -> scipy.sparse.linalg.Linea
     return scipy.sparse.linalg.LinearOperator((d, d), matvec=matvec, rmatvec=matvec, dtype=float)
 
 
-def hessian_min_eig(inst: Instance, Q: np.ndarray, method: str = "auto") -> tuple[float, np.ndarray, str]:
-    """(λ_min(∇²F_P(Q)), unit eigenvector reshaped (m + n, r), method used)."""
-    if method not in ("auto", "dense", "lanczos"):
-        raise ValueError(f"method must be auto, dense or lanczos, got {method!r}")
-    if method == "dense" or (method == "auto" and Q.size <= DENSE_HESSIAN_LIMIT):
-        H = optimality.dense_hessian(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, inst.P)
-        w, V = scipy.linalg.eigh(H, subset_by_index=[0, 0])
-        return float(w[0]), V[:, 0].reshape(Q.shape), "dense"
-    op = hessian_operator(inst, Q)
-    w, V = scipy.sparse.linalg.eigsh(op, k=1, which="SA", tol=1e-10, maxiter=20 * Q.size,
-                                     v0=np.ones(Q.size) / np.sqrt(Q.size))
-    return float(w[0]), V[:, 0].reshape(Q.shape), "lanczos"
 def rotation_tangent(Q: np.ndarray) -> np.ndarray:
     """vec(Q A_ij) for the skew basis A_ij = e_i e_jᵀ − e_j e_iᵀ, i < j: shape (d, r(r−1)/2)."""
     r = Q.shape[1]
@@ -284,7 +272,8 @@ def sosp_test(inst: Instance, Q: np.ndarray, *, rng: np.random.Generator | None 
         else:
             res = _iterative_min(op, rng, hnorm, B)
         report.restricted_lambda_min, report.restricted_side, report.restricted_residual = res.value, res.side, res.residual
-        report.strict_local_min = bool(res.value > report.strict_tol)
+        # only the exact (dense) value proves strictness: an iterative Rayleigh quotient is an upper estimate
+        report.strict_local_min = bool(res.side == "exact" and res.value > report.strict_tol)
     report.eig_converged = bool(np.nanmax([report.residual, report.restricted_residual])
                                 <= tols.SOSP_RESIDUAL_RTOL * hnorm)
     return report
@@ -318,10 +307,10 @@ def classify_point(inst: Instance, Q: np.ndarray, *, rng: np.random.Generator, o
     - ``not_stationary``: the gradient test fails;
     - ``saddle``: stationary with λ_min(∇²F_P) < −hess_tol (witness in ``.witness``);
     - ``degenerate_sosp``: SOSP, not certified, not strict modulo rotations (or rank deficient);
-    - ``spurious_local_min``: SOSP, strict modulo rotations, F_P(Q) − F* > tol · max(1, |F*|) for a
-      certified optimal value F* (``optimum`` if given — the caller vouches it is certified — else
-      ``certified_optimum``);
-    - ``unresolved_sosp``: strict SOSP that is neither certified nor provably above F*.
+    - ``spurious_local_min``: SOSP, strict modulo rotations (proved by the exact dense Hessian), F_P(Q) − F* >
+      tol · max(1, |F*|) for a value F* attainable at Q's rank (``optimum`` if given — the caller vouches it
+      is attained at this rank — else ``certified_optimum``, counted only when Q's rank reaches its rank);
+    - ``unresolved_sosp``: strict SOSP that is neither certified nor provably above such an F*.
     """
     Q = np.asarray(Q, dtype=float)
     cert = certify(inst, Q=Q, tol=tol)
@@ -346,5 +335,7 @@ def classify_point(inst: Instance, Q: np.ndarray, *, rng: np.random.Generator, o
         if out.optimum is not None:
             out.excess = cert.lifted_objective - out.optimum
         above = out.optimum is not None and out.excess > tol * max(1.0, abs(out.optimum))
-        out.label = "spurious_local_min" if above else "unresolved_sosp"
+        # below the optimum's rank, F* is out of reach: the point may be the rank-r global minimum
+        reachable = out.optimum_rank is None or Q.shape[1] >= out.optimum_rank
+        out.label = "spurious_local_min" if above and reachable else "unresolved_sosp"
     return out

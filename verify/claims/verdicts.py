@@ -69,10 +69,12 @@ def landscape_verdict(points: list[EndPoint]) -> tuple[Verdict, float]:
 
 
 def rank_verdict(rp: RankPoints) -> tuple[Verdict, float]:
-    """No spurious SOSP at one rank of a sweep: VIOLATED if an SOSP lies above the rank's reference value
-    (margin: minus the largest relative excess); HOLDS if every start is certified global (margin: the
-    smallest certificate slack); else INCONCLUSIVE (saddles, unconverged or unresolved points)."""
-    bad = rp.spurious()
+    """No spurious SOSP at one rank of a sweep: VIOLATED if a strict local minimum (exact Hessian, modulo
+    rotations) lies above the rank's reference value (margin: minus the largest relative excess); HOLDS if
+    every start is certified global (margin: the smallest certificate slack); else INCONCLUSIVE (saddles,
+    unconverged points, and degenerate or unresolved SOSPs above the reference: they pass the tolerances
+    but are not proved to be local minima)."""
+    bad = rp.spurious(strict_only=True)
     if bad:
         return Verdict.VIOLATED, -max(rp.excess(p) for p in bad)
     slack = min(p.certificate.relative_slack for p in rp.points)
