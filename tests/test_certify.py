@@ -108,14 +108,14 @@ def test_cross_entropy_without_regularization_is_not_certifiable():
     assert not cert.certified and "λ = 0" in cert.reason
 
 
-def test_sosp_dense_and_lanczos_agree_and_witness_has_negative_curvature():
+def test_sosp_dense_and_iterative_agree_and_witness_has_negative_curvature():
     """Q = 0 is a strict saddle when λ < σ_max(S(0)) (Thms 2.3/2.4): the witness shows it."""
     inst = build_instance(0, 4, 2, 5, 5, lam=0.01)
     Q = np.zeros((10, 2))
     dense = sosp_test(inst, Q, method="dense")
-    lanczos = sosp_test(inst, Q, method="lanczos")
+    iterative = sosp_test(inst, Q, method="iterative")
     assert dense.grad_norm == 0.0 and not dense.is_sosp
-    assert lanczos.hessian_lambda_min == pytest.approx(dense.hessian_lambda_min, rel=HESSIAN_EIG_RTOL)
+    assert iterative.hessian_lambda_min == pytest.approx(dense.hessian_lambda_min, rel=HESSIAN_EIG_RTOL)
     W = dense.witness
     form = optimality.hessian_quadratic_form(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Q, W)
     assert form == pytest.approx(dense.hessian_lambda_min, rel=HESSIAN_EIG_RTOL) and form < 0

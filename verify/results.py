@@ -113,15 +113,40 @@ class Certificate:
 
 @dataclass
 class SOSPReport:
-    """Second-order stationarity of F_P at Q: ‖∇F_P‖_F and λ_min(∇²F_P) with a witness."""
+    """Second-order stationarity of F_P at Q (``verify.sosp.sosp_test``): ‖∇F_P‖_F and λ_min(∇²F_P) with a
+    witness, the side of the estimate, and the curvature restricted to the complement of the rotation tangent.
+
+    grad_tol, hess_tol: the absolute thresholds applied (relative tolerance × scale);
+    lambda_min_side: "exact" (dense) or "upper_estimate" (iterative Rayleigh quotient);
+    residual: ‖Hw − λw‖ of the reported pair (restricted_residual: of the restricted pair);
+    eig_converged: residual (and restricted_residual, when computed) ≤ SOSP_RESIDUAL_RTOL · hessian_norm;
+    hessian_norm: max |eigenvalue| of H (estimate when iterative);
+    rotation_tangent_dim: dim {QA : A skew}; sigma_r_ratio: σ_r(Q)/σ_1(Q);
+    restricted_lambda_min: λ_min of H on the complement of the rotation tangent (NaN unless
+    Q is an SOSP of full column rank); strict_local_min: SOSP, full rank, exact restricted_lambda_min > strict_tol.
+    """
 
     grad_norm: float
     hessian_lambda_min: float
     is_sosp: bool
     grad_tol: float
     hess_tol: float
-    method: str                   # "dense" or "lanczos"
-    witness: np.ndarray | None = None  # (m + n, r) unit direction with W:∇²F:W = λ_min < 0
+    method: str                   # "dense" or "iterative"
+    witness: np.ndarray | None = None  # (m + n, r) unit direction with W:∇²F:W = λ_min < −hess_tol
+    lambda_min_side: str = "exact"
+    eigenvector: np.ndarray | None = None  # (m + n, r) unit vector of the reported λ_min, whatever its sign
+    residual: float = float("nan")
+    eig_converged: bool = True
+    hessian_norm: float = float("nan")
+    grad_scale: float = float("nan")
+    rotation_tangent_dim: int = 0
+    sigma_r_ratio: float = float("nan")
+    full_rank: bool = False
+    restricted_lambda_min: float = float("nan")
+    restricted_side: str = "exact"
+    restricted_residual: float = float("nan")
+    strict_tol: float = float("nan")
+    strict_local_min: bool = False
 
 
 @dataclass

@@ -46,39 +46,9 @@ LOBPCG_BLOCK = 4
 MAXITER_PER_DIM = 20
 #: seed of the generator ``sosp_test`` uses when no ``rng`` is passed (calls without rng are deterministic)
 DEFAULT_SEED = 0
-METHODS = ("auto", "dense", "iterative", "lanczos")  # "lanczos": the former name of "iterative"
+METHODS = ("auto", "dense", "iterative")
 SIDES = ("exact", "upper_estimate")
 LABELS = ("global", "spurious_local_min", "degenerate_sosp", "unresolved_sosp", "saddle", "not_stationary")
-
-
-@dataclass
-class SOSPTest(SOSPReport):
-    """``SOSPReport`` with the scales, the side of the estimate and the rotation-restricted curvature.
-
-    grad_tol, hess_tol: the absolute thresholds applied (relative tolerance × scale);
-    lambda_min_side: "exact" (dense) or "upper_estimate" (iterative Rayleigh quotient);
-    residual: ‖Hw − λw‖ of the reported pair (restricted_residual: of the restricted pair);
-    eig_converged: residual (and restricted_residual, when computed) ≤ SOSP_RESIDUAL_RTOL · hessian_norm;
-    hessian_norm: max |eigenvalue| of H (estimate when iterative);
-    rotation_tangent_dim: dim {QA : A skew}; sigma_r_ratio: σ_r(Q)/σ_1(Q);
-    restricted_lambda_min: λ_min of H on the complement of the rotation tangent (NaN unless
-    Q is an SOSP of full column rank); strict_local_min: SOSP, full rank, restricted_lambda_min > strict_tol.
-    """
-
-    lambda_min_side: str = "exact"
-    eigenvector: np.ndarray | None = None  # (m + n, r) unit vector of the reported λ_min, whatever its sign
-    residual: float = float("nan")
-    eig_converged: bool = True
-    hessian_norm: float = float("nan")
-    grad_scale: float = float("nan")
-    rotation_tangent_dim: int = 0
-    sigma_r_ratio: float = float("nan")
-    full_rank: bool = False
-    restricted_lambda_min: float = float("nan")
-    restricted_side: str = "exact"
-    restricted_residual: float = float("nan")
-    strict_tol: float = float("nan")
-    strict_local_min: bool = False
 
 
 @dataclass
@@ -88,7 +58,7 @@ class PointClassification:
 
     label: str
     certificate: Certificate
-    sosp: SOSPTest
+    sosp: SOSPReport
     optimum: float | None = None
     optimum_rank: int | None = None
     excess: float = float("nan")
@@ -219,12 +189,12 @@ def _method(method: str, d: int) -> str:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if method == "auto":
         return "dense" if d <= DENSE_HESSIAN_LIMIT else "iterative"
-    return "iterative" if method == "lanczos" else method
+    return method
 
 
 def sosp_test(inst: Instance, Q: np.ndarray, *, rng: np.random.Generator | None = None,
               grad_tol: float = GRAD_TOL, hess_tol: float = HESS_TOL, strict_tol: float = STRICT_TOL,
-              method: str = "auto", restricted: bool = True, project_rotations: bool = True) -> SOSPTest:
+              method: str = "auto", restricted: bool = True, project_rotations: bool = True) -> SOSPReport:
     """Is Q = [u; v] (m + n, r) a (numerical) second-order stationary point of F_P, and a strict one
     modulo rotations?
 
@@ -259,7 +229,7 @@ def sosp_test(inst: Instance, Q: np.ndarray, *, rng: np.random.Generator | None 
     full_rank = bool(ratio > tols.SOSP_RANK_RTOL)
     T = rotation_tangent_basis(Q)
     B = T if project_rotations else np.zeros((Q.size, 0))
-    report = SOSPTest(grad_norm=gnorm, hessian_lambda_min=low.value, is_sosp=is_sosp, grad_tol=grad_tol * gscale,
+    report = SOSPReport(grad_norm=gnorm, hessian_lambda_min=low.value, is_sosp=is_sosp, grad_tol=grad_tol * gscale,
                       hess_tol=hess_abs, method=used,
                       witness=low.vector.reshape(Q.shape) if low.value < -hess_abs else None,
                       lambda_min_side=low.side, eigenvector=low.vector.reshape(Q.shape), residual=low.residual, hessian_norm=hnorm, grad_scale=gscale,
