@@ -52,3 +52,26 @@ def test_reduction_tiny_bert():
     cert = certify_result(inst, res)
     assert res.delta.shape == (inst.m, inst.n)
     assert cert.gap_bound <= 10 * GAP_RTOL * cert.scale, (core.shape, cert.reason)
+
+
+def test_sdp_crosscheck_agrees_and_catches_a_short_span():
+    """The check of entk_sdp_crosscheck on a tiny-BERT extraction: cvxpy on the exact core agrees with the
+    certified Burer–Monteiro optimum (HOLDS); on the span short by δ*'s top left direction it is refuted."""
+    import torch
+
+    from theory.thresholds import no_spurious_rank
+    from verify import models, real_task
+    from verify.claims.entk_sdp import agreement
+    from verify.reduction import core_instance, without_direction
+    from verify.results import Verdict
+    from verify.solvers.bm import solve_bm
+    inst = real_task.build_task(models.tiny_bert(torch.Generator().manual_seed(0)), n=2, seed=0, with_test=False,
+                                storage="auto").train
+    bm = solve_bm(inst, no_spurious_rank(inst.kn), rng=np.random.default_rng(0), device="cpu")
+    bm_cert = certify_result(inst, bm)
+    core, U, V = reduce_instance(inst)
+    assert agreement(inst, core, U, V, "SCS", bm_cert).verdict is Verdict.HOLDS
+    U_short = without_direction(U, np.linalg.svd(bm.delta)[0][:, 0])
+    assert U_short.shape == (U.shape[0], U.shape[1] - 1)
+    assert np.allclose(U_short.T @ U_short, np.eye(U.shape[1] - 1))
+    assert agreement(inst, core_instance(inst, U_short, V), U_short, V, "SCS", bm_cert).verdict is Verdict.VIOLATED

@@ -53,12 +53,30 @@ def reduce_instance(inst: Instance, rtol: float = REDUCTION_RTOL) -> tuple[Insta
         raise InstanceError("the data-span reduction needs P = None: with a perturbation P the lifted "
                             "objective's term ⟨P, Z⟩ need not vanish off the data span, so the reduction "
                             "is not exact")
-    G = inst.G.dense() if is_operator(inst.G) else inst.G   # block storage: the solvers that reduce (cvxpy) are dense
-    U, V = data_span(G, rtol)
-    core_G = np.einsum("mp,ijmn,nq->ijpq", U, G, V, optimize=True)
-    core = Instance(G=core_G, f0=inst.f0, Y=inst.Y, loss=inst.loss, lam=inst.lam, name=f"{inst.name}-core",
+    U, V = data_span(_dense(inst), rtol)
+    return core_instance(inst, U, V), U, V
+
+
+def _dense(inst: Instance) -> np.ndarray:
+    """G (N, K, m, n) as a dense array (block storage densified: the solvers that reduce, cvxpy, are dense)."""
+    return inst.G.dense() if is_operator(inst.G) else inst.G
+
+
+def core_instance(inst: Instance, U: np.ndarray, V: np.ndarray) -> Instance:
+    """The instance G'[i, j] = Uᵀ G[i, j] V (N, K, p, q) for orthonormal U (m, p), V (n, q), same f0, Y, loss, λ.
+    Its optimum equals that of ``inst`` when U, V span the data (``reduce_instance``); for smaller bases it is
+    the optimum over {U δ' Vᵀ} only, ≥ that of ``inst``."""
+    core_G = np.einsum("mp,ijmn,nq->ijpq", U, _dense(inst), V, optimize=True)
+    return Instance(G=core_G, f0=inst.f0, Y=inst.Y, loss=inst.loss, lam=inst.lam, name=f"{inst.name}-core",
                     provenance={**inst.provenance, "reduced_from": (inst.m, inst.n)})
-    return core, U, V
+
+
+def without_direction(U: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Orthonormal basis (m, p − 1) of span(U) ⊖ Π_U w: the span U (m, p) short by the one direction of w (m,)
+    it contains most (the near-miss control of an inexact reduction)."""
+    c = U.T @ w  # coordinates of Π_U w, (p,)
+    W, _, _ = np.linalg.svd(np.eye(U.shape[1]) - np.outer(c, c) / (c @ c))
+    return U @ W[:, :U.shape[1] - 1]
 
 
 def lift(delta_core: np.ndarray, U: np.ndarray, V: np.ndarray) -> np.ndarray:
