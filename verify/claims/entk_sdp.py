@@ -1,7 +1,7 @@
 """The SDP oracle on real data: cvxpy (SCS, Clarabel) on the exact data-span core of small real eNTK instances
 against the certified Burer–Monteiro optimum (issue 11 §4; ``verify.reduction`` has the proof of exactness).
 
-Instances: the MiniLM last layer (query + value, 768×768, cross-entropy, λ = 0.01) with N = 1 … 4 training
+Instances: the MiniLM last layer (query + value, 768×768, cross-entropy, λ = 0.01) with N = 1, 2 training
 sentences drawn by the report seed, G by blocks. The core (p, q) is the span of the data; cvxpy solves (P) on it
 with ``reduce=False`` (the core is given), and both optima are proved by the float64 certificate: the core
 point on the core instance, the Burer–Monteiro point on the original one. Two certified optima of problems the
@@ -34,10 +34,11 @@ class SdpConfig:
     runs: tuple[tuple[int, str], ...]
 
 
-#: measured on 2 cores (one thread, 2026-12-02): N = 1 core 48×24: SCS 4.5 s, Clarabel 9.0 s; N = 2 core 128×64:
-#: SCS 7.1 s
-SDP = Profiles(quick=SdpConfig(runs=((1, "SCS"), (1, "CLARABEL"), (2, "SCS"))),
-               full=SdpConfig(runs=((1, "SCS"), (1, "CLARABEL"), (2, "SCS"), (3, "SCS"), (4, "SCS"))))
+#: measured on 2 cores (one thread, shared with one other job, 2026-12-02): N = 1 core 48×24: SCS 2.8 s, Clarabel
+#: 8.7 s; N = 2 core 128×64: SCS 4.5 s (Clarabel not finished in 3 min); N = 3 core 160×80: SCS not finished in
+#: 6 min — so both profiles run N = 1, 2
+_SDP = SdpConfig(runs=((1, "SCS"), (1, "CLARABEL"), (2, "SCS")))
+SDP = Profiles(quick=_SDP, full=_SDP)
 
 
 @dataclass
