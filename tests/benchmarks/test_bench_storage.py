@@ -10,12 +10,16 @@ Run with ``pytest tests/benchmarks/test_bench_storage.py -m slow --benchmark-onl
 Peak memory of the certified solve is its growth above the loaded instance, the resident set size sampled in a
 thread while it runs (``PeakMemory``; torch's allocations and the library code first paged in included).
 ``ru_maxrss`` would hide it: the process's maximum is reached earlier, while the model is loaded and the
-instance extracted; and tracemalloc, which sees numpy's allocations but not torch's, inflates the resident set
+instance extracted (and the memory freed since then is handed back first, else the solve reuses it unseen);
+tracemalloc, which sees numpy's allocations but not torch's, inflates the resident set
 by its own bookkeeping, so it is not run alongside. Elsewhere peak memory is ``ru_maxrss``; ``extra_info``
 records it, the stored bytes of G and the certificate.
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 import os
 import resource
 import sys
@@ -52,9 +56,12 @@ def current_rss_bytes() -> int:
 class PeakMemory:
     """Context manager: ``rss``, the peak resident set size of its body above the value at entry, in bytes,
     sampled every ``RSS_SAMPLE_SECONDS`` by a thread (every allocation, torch's included; a spike shorter than
-    the interval can be missed)."""
+    the interval can be missed). On entry the memory freed earlier (e.g. by the extraction) is handed back to
+    the system (glibc ``malloc_trim``), else the body reuses it unseen."""
 
     def __enter__(self) -> "PeakMemory":
+        gc.collect()
+        ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
         self._stop = threading.Event()
         self._base = self._peak = current_rss_bytes()
         self._thread = threading.Thread(target=self._sample, daemon=True)
