@@ -3,6 +3,8 @@ the torch objective and gradient, the certificate, the file format; per-matrix L
 λ_min(M) is a lower bound."""
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -16,6 +18,7 @@ from theory.sensing import BlockSensing, DenseBlock, FactoredBlock, factor_singu
 from verify import entk, models
 from verify.certify import certify, certify_result, lambda_min_M
 from verify.instance import Instance, InstanceError, load_instance
+from verify.results import SolveResult
 from verify.solvers import run_solver
 from verify.solvers.bm import solve_bm
 from verify.solvers.bm.problem import TorchLoRAProblem, per_matrix_mask
@@ -200,6 +203,31 @@ def test_other_solvers_and_second_order_test_accept_blocks():
     assert abs(c_block.objective - solve_cvxpy(dense).objective) <= 1e-6
     Q = point(dense, 5)
     close(hessian_min_eig(block, Q, method="dense")[0], hessian_min_eig(dense, Q, method="dense")[0])
+
+
+#: (m_t, n_t) of the factored blocks of ``test_block_solve_and_certificate_never_form_a_dense_delta``: enough blocks
+#: that one dense (m, n) δ or S (2.9 MB) outweighs the per-block S_t and their SVDs on the path together
+NO_DENSE_BLOCKS = ((150, 150),) * 4
+
+
+def test_block_solve_and_certificate_never_form_a_dense_delta(monkeypatch):
+    """solve_bm + certify_result on a block instance keep Q only: the result stores no δ, its lazy ``delta`` is
+    never read on the way, and numpy's peak allocation (tracemalloc; torch's are not traced) stays below one
+    (m, n) float64 matrix."""
+    rng = np.random.default_rng(6)
+    op = random_block_sensing(rng, 3, 2, ("factored",) * len(NO_DENSE_BLOCKS), NO_DENSE_BLOCKS, 2)
+    inst = Instance(op, np.zeros((3, 2)), rng.integers(0, 2, 3), "cross_entropy", 0.05)
+    dense_bytes = inst.m * inst.n * np.dtype(float).itemsize
+    monkeypatch.setattr(SolveResult, "delta", property(lambda self: pytest.fail("δ (m, n) was formed")))
+    tracemalloc.start()
+    try:
+        res = solve_bm(inst, 3, rng=np.random.default_rng(7), max_iter=50, device="cpu")
+        cert = certify_result(inst, res)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert res.stored_delta is None and np.isfinite(cert.gap_bound)
+    assert peak < dense_bytes, f"numpy peaked at {peak} bytes, a dense δ takes {dense_bytes}"
 
 
 def test_dense_materialisation_is_refused_when_huge():

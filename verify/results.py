@@ -38,7 +38,11 @@ class SolveStatus(str, Enum):
 class SolveResult:
     """What every solver returns.
 
-    delta: (m, n) update δ; Q: (m + n, r) LoRA factor [u; v] when the solver has one;
+    stored_delta: the (m, n) update δ as the solver returned it, or None when the solver returned only its
+    factor Q: then ``delta`` forms δ = u vᵀ from Q on each access and nothing keeps it (a block instance's δ,
+    e.g. 4608 × 4608 for all layers of MiniLM, is larger than its stored G); factor_rows: m, the rows of u in
+    Q, required when stored_delta is None;
+    Q: (m + n, r) LoRA factor [u; v] when the solver has one;
     objective: L̂_λ(δ) = L̂(δ) + λ‖δ‖_* of the returned δ (recomputed in float64);
     lifted_objective: F_P(Q) = H(Q Qᵀ) ≥ objective when the solver has a factor Q (NaN otherwise);
     grad_norm: ‖∇F_P(Q)‖_F at the returned Q for the factored solver (NaN otherwise);
@@ -50,7 +54,7 @@ class SolveResult:
 
     solver: str
     status: SolveStatus
-    delta: np.ndarray
+    stored_delta: np.ndarray | None
     objective: float
     solve_seconds: float
     iterations: int = 0
@@ -63,6 +67,18 @@ class SolveResult:
     grad_history: list[float] = field(default_factory=list)
     norm_history: list[float] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
+    factor_rows: int | None = None
+
+    def __post_init__(self):
+        if self.stored_delta is None and (self.Q is None or self.factor_rows is None):
+            raise ValueError("a SolveResult without stored_delta needs its factor Q and factor_rows (m)")
+
+    @property
+    def delta(self) -> np.ndarray:
+        """The (m, n) update δ: ``stored_delta``, else u vᵀ formed from Q = [u; v] (a new array each access)."""
+        if self.stored_delta is not None:
+            return self.stored_delta
+        return self.Q[:self.factor_rows] @ self.Q[self.factor_rows:].T
 
 
 class FailedCondition(str, Enum):

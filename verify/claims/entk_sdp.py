@@ -56,7 +56,7 @@ def agreement(inst: Instance, core: Instance, U: np.ndarray, V: np.ndarray, solv
     objectives differ by more than SDP_AGREEMENT_RTOL (relative); INCONCLUSIVE when either is not certified."""
     res = solve_cvxpy(core, solver=solver, reduce=False)
     core_cert = certify_result(core, res)
-    lifted = certify_result(inst, replace(res, delta=lift(res.delta, U, V)))  # "nuclear": no factor Q
+    lifted = certify_result(inst, replace(res, stored_delta=lift(res.delta, U, V)))  # "nuclear": no factor Q
     scale = max(1.0, abs(bm_cert.objective))
     diff = (core_cert.objective - bm_cert.objective) / scale
     margin = SDP_AGREEMENT_RTOL - abs(diff)

@@ -113,7 +113,7 @@ def _status(problem_status: str | None, iterations: int, max_iters: int) -> Solv
 
 def _failed(inst: Instance, label: str, seconds: float, message: str, extra: dict, iterations: int = 0) -> SolveResult:
     """A FAILED result: no point, so δ is all NaN and the objective is NaN."""
-    return SolveResult(solver=label, status=SolveStatus.FAILED, delta=np.full((inst.m, inst.n), np.nan),
+    return SolveResult(solver=label, status=SolveStatus.FAILED, stored_delta=np.full((inst.m, inst.n), np.nan),
                        objective=float("nan"), solve_seconds=seconds, iterations=iterations, message=message,
                        extra=extra)
 
@@ -178,5 +178,5 @@ def solve_cvxpy(inst: Instance, *, formulation: str = "nuclear", solver: str = "
         delta = Z[:inst.m, inst.m:].copy()
         extra["lifted_objective"] = lifted_objective(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Z, inst.P)
         objective = inst.objective(delta) if inst.P is None else extra["lifted_objective"]
-    return SolveResult(solver=label, status=status, delta=delta, objective=objective, solve_seconds=seconds,
+    return SolveResult(solver=label, status=status, stored_delta=delta, objective=objective, solve_seconds=seconds,
                        iterations=iterations, Q=Q, message=f"{name} status {problem.status!r}", extra=extra)

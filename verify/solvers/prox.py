@@ -153,7 +153,7 @@ def solve_prox(inst: Instance, *, tol: float = GAP_RTOL, max_iter: int = 5000, t
     else:
         budget = f"time limit {time_limit:g} s" if out_of_time else f"max_iter = {max_iter}"
         status, message = SolveStatus.MAX_ITER, f"{budget} reached before certification: {cert.reason}"
-    return SolveResult(solver="prox", status=status, delta=x, objective=cert.objective, solve_seconds=seconds,
+    return SolveResult(solver="prox", status=status, stored_delta=x, objective=cert.objective, solve_seconds=seconds,
                        iterations=k, Q=balanced_lift(x, cert.rank), message=message, history=curve,
                        extra={"lipschitz": L, "restarts": restarts, "gap_bound": cert.gap_bound,
                               "lambda_min_M": cert.lambda_min_M, "rank": cert.rank})

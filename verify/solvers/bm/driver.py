@@ -1,8 +1,8 @@
 """Burer–Monteiro driver: options, the default GD step, and the multi-start solve (see the package docstring).
 
 Start points come from ``initialisation``, the objective from ``problem``, the iteration from
-``optimizers``; the driver hands back one ``SolveResult`` per start with δ, L̂_λ(δ) and F_P(Q)
-recomputed in float64 numpy.
+``optimizers``; the driver hands back one ``SolveResult`` per start with Q, L̂_λ(u vᵀ) and F_P(Q)
+recomputed in float64 numpy (δ = u vᵀ is not stored: ``SolveResult.delta`` forms it on access).
 """
 from __future__ import annotations
 
@@ -63,14 +63,14 @@ def _status(trace: Trace, s: int, tol: float) -> tuple[SolveStatus, str]:
 
 
 def _result(inst: Instance, trace: Trace, s: int, tol: float, extra: dict) -> SolveResult:
-    """SolveResult of start s with δ = u vᵀ, L̂_λ(δ) and F_P(Q) recomputed in float64 numpy."""
+    """SolveResult of start s with L̂_λ(u vᵀ) and F_P(Q) recomputed in float64 numpy; it keeps Q only (δ = u vᵀ
+    is formed by ``SolveResult.delta`` when read, never here)."""
     Q = trace.Q[s]
-    delta = Q[:inst.m] @ Q[inst.m:].T
     status, message = _status(trace, s, tol)
     objective = F_P = float("nan")
     if np.all(np.isfinite(Q)):
         objective, F_P = inst.factor_objective(Q), inst.lora_objective(Q)
-    return SolveResult(solver="bm", status=status, delta=delta, objective=objective,
+    return SolveResult(solver="bm", status=status, stored_delta=None, factor_rows=inst.m, objective=objective,
                        solve_seconds=trace.seconds, iterations=int(trace.iterations[s]), Q=Q, message=message,
                        lifted_objective=F_P, grad_norm=float(trace.gnorm[s]), start=s, history=trace.history[s],
                        grad_history=trace.grad_history[s], norm_history=trace.norm_history[s],
@@ -124,7 +124,8 @@ def solve_bm_multistart(inst: Instance, rank: int, *, starts: int = 1, init="lor
     method: "lbfgs" (default), "bb", or "gd" with step ``lr`` (default ``safe_step``, one per start).
     grad_tol: per-start stopping test ‖∇F_P‖_F ≤ grad_tol · max(1, ‖Q‖_F), default ``grad_rtol(dtype)``.
     max_iter: iterations of the batch (one trial evaluation per start each); time_limit: seconds or None.
-    Returns one SolveResult per start: Q (m + n, r) and δ = u vᵀ (m, n) in float64; objective
+    Returns one SolveResult per start: Q (m + n, r) in float64 (its ``delta`` = u vᵀ (m, n) is formed on
+    access, never stored); objective
     L̂_λ(δ) and lifted_objective = F_P recomputed in float64 numpy; status CONVERGED (stopping test passed),
     MAX_ITER (budget or time limit), INACCURATE (line search stalled at working precision) or FAILED
     (non-finite values); iterations = accepted steps; history (grad_history, norm_history) = F_P
