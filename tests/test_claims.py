@@ -172,6 +172,23 @@ def test_report_resumes_after_interruption_and_is_reproducible(tmp_path, monkeyp
         assert (tmp_path / name).stat().st_size > 0
 
 
+def test_report_draws_each_figure_once(tmp_path, monkeypatch):
+    """The report is rewritten after every claim; figures of claims finished earlier are not drawn again."""
+    only = ["theorem_3_1", "lemma_c4", "ce_lipschitz"]
+    drawn, draw = [], report.figures.draw
+
+    def counting(name, data, path):
+        drawn.append(name)
+        return draw(name, data, path)
+
+    monkeypatch.setattr(report.figures, "draw", counting)
+    out = report.generate("quick", tmp_path, seed=3, only=only, progress=False)
+    assert drawn and len(drawn) == len(set(drawn))
+    assert all((tmp_path / "figures" / f"{name}.png").exists() for name in drawn)
+    assert all(f"figures/{name}.png" in (tmp_path / "report.md").read_text() for name in drawn)
+    assert [c["id"] for c in out["claims"]] == only
+
+
 def test_report_rejects_unknown_profile(tmp_path):
     with pytest.raises(ValueError, match="profile"):
         report.generate("medium", tmp_path)

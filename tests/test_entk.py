@@ -133,6 +133,14 @@ def test_off_diagonal_blocks_reach_no_weight(clf, names, ntk):
         entk.linearization_error(clf.model, clf.outputs, names, batch, diagonal)
 
 
+def test_actual_accuracy_is_the_first_value_of_accuracies(clf, names, ntk):
+    batch, labels = clf.encode(TEXTS), np.array(LABELS)
+    for t in (0.05, 5.0):
+        delta = t * random_delta(ntk[0].shape[2:], 4)
+        assert entk.actual_accuracy(clf.model, clf.outputs, names, batch, delta, labels, chunk=2) == \
+            entk.accuracies(clf.model, clf.outputs, names, batch, delta, labels)[0]
+
+
 def test_linearization_error_vanishes_linearly(clf, names, ntk):
     direction = random_delta(ntk[0].shape[2:], 3)
     batch = clf.encode(TEXTS)

@@ -221,14 +221,20 @@ def empirical_ntk_blocks(model: nn.Module, outputs: OutputsFn, weight_names: lis
     return BlockSensing(tuple(blocks)), f0
 
 
-def _taylor_terms(model, outputs, weight_names, batch, delta, chunk):
-    """f(W⁰ + δ), f(W⁰) and ⟨G, δ⟩, each (N, K) float64, with ⟨G, δ⟩ from a Jacobian-vector product."""
+def _params_and_tangent(model, weight_names, delta):
+    """The pretrained tuned weights {name: W⁰_t} and the blocks {name: δ_t} of ``delta`` (m, n), as tensors."""
     layout = BlockLayout.of(model, weight_names)
     params = _pretrained(model, layout)
     ref = next(iter(params.values()))
     tangent = {name: torch.as_tensor(d, dtype=ref.dtype, device=ref.device)
                for name, d in zip(layout.names, layout.split(np.asarray(delta)))}
-    moved = {name: params[name] + tangent[name] for name in layout.names}
+    return params, tangent
+
+
+def _taylor_terms(model, outputs, weight_names, batch, delta, chunk):
+    """f(W⁰ + δ), f(W⁰) and ⟨G, δ⟩, each (N, K) float64, with ⟨G, δ⟩ from a Jacobian-vector product."""
+    params, tangent = _params_and_tangent(model, weight_names, delta)
+    moved = {name: params[name] + tangent[name] for name in params}
     terms = []
     with torch.no_grad():
         for _, sub in _chunks(batch, chunk):
@@ -236,6 +242,17 @@ def _taylor_terms(model, outputs, weight_names, batch, delta, chunk):
             terms.append(torch.stack([outputs(moved, sub), f_base, f_dir]).cpu().double().numpy())
     f_moved, f_base, f_dir = np.concatenate(terms, axis=1)
     return f_moved, f_base, f_dir
+
+
+def actual_accuracy(model: nn.Module, outputs: OutputsFn, weight_names: list[str], batch: Batch, delta: np.ndarray,
+                    labels: np.ndarray, *, chunk: int = DEFAULT_CHUNK) -> float:
+    """Accuracy of argmax_k f(W⁰ + δ)_k on ``batch`` with ``labels`` (N,): the actual model only, one forward
+    pass per chunk (the first value of :func:`accuracies`, without its Jacobian-vector product)."""
+    params, tangent = _params_and_tangent(model, weight_names, delta)
+    moved = {name: params[name] + tangent[name] for name in params}
+    with torch.no_grad():
+        f = np.concatenate([outputs(moved, sub).cpu().double().numpy() for _, sub in _chunks(batch, chunk)])
+    return float(np.mean(f.argmax(axis=1) == np.asarray(labels)))
 
 
 def linearization_error(model: nn.Module, outputs: OutputsFn, weight_names: list[str], batch: Batch,

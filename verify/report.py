@@ -96,26 +96,33 @@ def generate(profile: str = "quick", out_dir: str | Path = "reports", seed: int 
     records: list[dict] = []
     info = meta.collect(seed, profile, device) | {
         "not_in_profile": [s.id for s in all_claims() if only is None and profile not in s.profiles]}
+    drawn: dict[str, Path] = {}
     bar = tqdm(specs, desc="claims", unit="claim", disable=not progress)
     for spec in bar:
         bar.set_postfix_str(spec.id)
         records.append(_run_claim(spec, ctx, cache))
-        report = write_report(out_dir, info, records, pending=[s.id for s in specs[len(records):]])
+        report = write_report(out_dir, info, records, pending=[s.id for s in specs[len(records):]], drawn=drawn)
     return report
 
 
-def _figure_files(out_dir: Path, records: list[dict]) -> dict[str, Path]:
+def _figure_files(out_dir: Path, records: list[dict], drawn: dict[str, Path]) -> dict[str, Path]:
+    """{figure name: file} of every figure of ``records``; figures already in ``drawn`` (this run's earlier
+    calls) are not drawn again, new ones are drawn and added to it."""
     fig_dir = out_dir / "figures"
     fig_dir.mkdir(exist_ok=True)
-    files = {}
     for rec in records:
         for name, data in rec.get("figures", {}).items():
-            files[name] = figures.draw(name, data, fig_dir / f"{name}.png")
-    return files
+            if name not in drawn:
+                drawn[name] = figures.draw(name, data, fig_dir / f"{name}.png")
+    return {name: drawn[name] for rec in records for name in rec.get("figures", {})}
 
 
-def write_report(out_dir: Path, info: dict, records: list[dict], pending: list[str] | None = None) -> dict:
-    """Write report.json, report.md, report.html and figures for the finished ``records``."""
+def write_report(out_dir: Path, info: dict, records: list[dict], pending: list[str] | None = None,
+                 drawn: dict[str, Path] | None = None) -> dict:
+    """Write report.json, report.md, report.html and figures for the finished ``records``.
+
+    ``drawn``: figures already drawn by an earlier call of the same run (updated in place), so that writing
+    the report after every claim draws each figure once."""
     pending = pending or []
     claims = [r["check"] | {"section": r["section"]} for r in records]
     controls = [c for r in records for c in r["controls"]]
@@ -123,7 +130,7 @@ def write_report(out_dir: Path, info: dict, records: list[dict], pending: list[s
     summary |= {"controls_caught": sum(c["caught"] for c in controls),
                 "controls_missed": sum(not c["caught"] for c in controls), "pending": pending}
     report = {"meta": info, "summary": summary, "claims": claims, "controls": controls}
-    figs = _figure_files(out_dir, records)
+    figs = _figure_files(out_dir, records, {} if drawn is None else drawn)
     _write_atomic(out_dir / "report.json", json.dumps(report, indent=1))
     _write_atomic(out_dir / "report.md", render_markdown(report, {k: f"figures/{p.name}" for k, p in figs.items()}))
     _write_atomic(out_dir / "report.html", render_html(report, figs))

@@ -223,16 +223,18 @@ def run_ntk_regime(ctx: Context) -> ClaimOutcome:
         splits = {"train": (clf.encode(task.train_texts), task.train.Y), "test": (clf.encode(test.texts), task.test.Y)}
         acc = lambda d, sp: entk.accuracies(clf.model, clf.outputs, task.weight_names, splits[sp][0], d,  # noqa: E731
                                             splits[sp][1])
+        actual = lambda d, sp: entk.actual_accuracy(clf.model, clf.outputs, task.weight_names,  # noqa: E731
+                                                    splits[sp][0], d, splits[sp][1])
         at = {split: acc(opt.delta, split) for split in splits}
         verdicts = {split: accuracy_verdict(a, lin, splits[split][1].size) for split, (a, lin, _) in at.items()}
         # near miss: the actual model at s·δ* against the linearized accuracy at δ*, largest s that is caught
         scan = {}
         for s_ in NTK_SHRINK_SCALES:
-            scan[s_] = combine_pairs({sp: accuracy_verdict(acc(s_ * opt.delta, sp)[0], at[sp][1], splits[sp][1].size)
+            scan[s_] = combine_pairs({sp: accuracy_verdict(actual(s_ * opt.delta, sp), at[sp][1], splits[sp][1].size)
                                       for sp in splits})
             if scan[s_][0] is Verdict.VIOLATED:
                 break
-        flipped = combine_pairs({sp: accuracy_verdict(acc(-opt.delta, sp)[0], at[sp][1], splits[sp][1].size)
+        flipped = combine_pairs({sp: accuracy_verdict(actual(-opt.delta, sp), at[sp][1], splits[sp][1].size)
                                  for sp in splits})
     verdict, margin = combine_pairs(verdicts)
     details = {f"{sp} accuracy actual / linearized (n = {splits[sp][1].size})": f"{a:.4f} / {lin:.4f}"
