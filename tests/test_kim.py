@@ -152,3 +152,32 @@ def test_actual_risk_agrees_with_the_linearization_to_first_order(tiny_task):
     assert risk.directional(zero, Delta) == pytest.approx(float(np.sum(inst.gradient(zero) * Delta)), rel=1e-8)
     fd = (risk.directional(FD_STEP * Delta, Delta) - risk.directional(-FD_STEP * Delta, Delta)) / (2 * FD_STEP)
     assert risk.hessian_form(zero, Delta) == pytest.approx(fd, rel=100 * FD_RTOL)
+
+
+@given(seed=seeds, m=st.integers(1, 6), n=st.integers(1, 6), eps=st.floats(0.01, 1.5))
+def test_eps_rank_is_the_least_rank_within_eps(seed, m, n, eps):
+    """Lemma 1's quantity: the truncated SVD of rank eps_rank(X, ε) is within ε of X/‖X‖_F, one rank less is not."""
+    X = np.random.default_rng(seed).standard_normal((m, n))
+    U, s, Vt = np.linalg.svd(X / np.linalg.norm(X), full_matrices=False)
+    residual = lambda k: np.linalg.norm(X / np.linalg.norm(X) - (U[:, :k] * s[:k]) @ Vt[:k])  # noqa: E731
+    k = fl.eps_rank(X, eps)
+    assert residual(k) < eps
+    assert k == 0 or residual(k - 1) >= eps
+
+
+def test_sgd_rank_bound_values_and_domain():
+    """b log(ε/4) / log(1 − µλ): 1 · log(1/8) / log(1/2) = 3; no rank needed once ε ≥ 4; µλ outside (0, 1) named."""
+    assert fl.sgd_rank_bound(1, 0.5, 1.0, 0.5) == pytest.approx(3.0, rel=TOL)
+    assert fl.sgd_rank_bound(32, 0.5, 0.01, 4.0) == 0.0
+    assert fl.sgd_rank_bound(2, 0.5, 1.0, 0.5) == pytest.approx(2 * fl.sgd_rank_bound(1, 0.5, 1.0, 0.5), rel=TOL)
+    with pytest.raises(ValueError, match="µλ"):
+        fl.sgd_rank_bound(1, 1.0, 1.0, 0.1)
+    with pytest.raises(ValueError, match="eps"):
+        fl.sgd_rank_bound(1, 0.5, 0.1, 0.0)
+
+
+def test_lemma_1_beside_the_actual_runs_says_why_it_is_not_decided():
+    from verify.claims.kim_fails_loudly import KIM, RANK, lemma_1_details
+    details = lemma_1_details(KIM.full, 32)
+    bound = next(v for k, v in details.items() if k.startswith("bound"))
+    assert bound > RANK and "cannot fail" in details["verdict"]

@@ -209,3 +209,30 @@ def dichotomy_consistent(sigmas, r: int, r_star: int, alpha: float, beta: float,
         return False, -1.0
     slack = float(np.linalg.norm(sigmas)) - loud_failure_norm_bound(sigmas, r, r_star, alpha, beta, norm_X_star)
     return slack >= 0.0, slack
+
+
+def sgd_rank_bound(batch: int, lr: float, weight_decay: float, eps: float) -> float:
+    """Kim, Kim, Ryu 2025, Lemma 1 (Section 3.4, adapting Galanti et al. 2024; proof in their Appendix A.4):
+    LoRA trained by SGD with batch size b, learning rate µ and weight decay λ > 0 (A ← (1 − µλ)A − µ∇_A, B
+    likewise); if X_t = A_t B_tᵀ converges to X, then for every ε > 0 some W with ‖X/‖X‖ − W‖ < ε has
+    rank(W) ≤ b · log(ε/4) / log(1 − µλ). Returns that bound (0 when ε ≥ 4, where W = 0 qualifies);
+    needs 0 < µλ < 1. Their b presumes per-example gradients of rank one (a linear layer fed one vector
+    per example); a sequence of L tokens gives rank ≤ L per example."""
+    decay = lr * weight_decay
+    if not 0 < decay < 1:
+        raise ValueError(f"µλ = lr · weight_decay must lie in (0, 1), got {decay}")
+    if not eps > 0:
+        raise ValueError(f"eps must be > 0, got {eps}")
+    return max(0.0, batch * np.log(eps / 4) / np.log(1 - decay))
+
+
+def eps_rank(X: np.ndarray, eps: float) -> int:
+    """The least rank of a W (m, n) with ‖X/‖X‖_F − W‖_F < ε (Eckart–Young: W the truncated SVD of X/‖X‖_F),
+    the quantity Lemma 1 bounds. The Frobenius norm is the stricter reading of the lemma's unnamed norm (an
+    ε-rank in the spectral norm is never larger). 0 for X = 0."""
+    s = np.linalg.svd(np.asarray(X, dtype=float), compute_uv=False)
+    total = float(np.sum(s * s))
+    if total == 0.0:
+        return 0
+    tail = np.concatenate([np.cumsum((s * s)[::-1])[::-1], [0.0]]) / total  # tail[k] = Σ_{s>k} σ_s² / ‖X‖²
+    return int(np.argmax(tail < eps * eps))
