@@ -129,3 +129,27 @@ def test_padding_does_not_change_scores(tiny):
     together = clf.outputs({}, clf.encode(texts))
     alone = torch.cat([clf.outputs({}, clf.encode([t])) for t in texts])
     np.testing.assert_allclose(together, alone, rtol=TOL, atol=TOL)
+
+
+def test_first_tuned_layer():
+    q = "encoder.layer.{}.attention.self.query.weight"
+    assert models.first_tuned_layer([q.format(3), q.format(1)]) == 1
+    assert models.first_tuned_layer([q.format(0), "embeddings.word_embeddings.weight"]) is None
+    assert models.first_tuned_layer([]) is None
+
+
+@pytest.mark.parametrize("layers", [[1], [0, 1]])
+def test_outputs_after_the_frozen_prefix_equal_the_full_forward_pass(tiny, layers):
+    """Running only the layers from the first tuned one, from the cached pretrained hidden states, gives the
+    scores of the full network with the same moved weights."""
+    clf = models.PromptClassifier.build(tiny)
+    names = [f"encoder.layer.{i}.attention.self.{w}.weight" for i in layers for w in ("query", "value")]
+    gen = torch.Generator().manual_seed(1)
+    moved = {n: (w := clf.model.get_parameter(n)) + 0.3 * torch.randn(w.shape, generator=gen, dtype=w.dtype)
+             for n in names}
+    batch = clf.encode(["Great fun.", "The plot made no sense and the ending was a mess."])
+    prefix = clf.frozen_prefix(batch, names)
+    assert prefix.start == layers[0]
+    np.testing.assert_allclose(clf.outputs_after(moved, prefix), clf.outputs(moved, batch), rtol=TOL, atol=TOL)
+    assert not np.allclose(clf.outputs_after(moved, prefix), clf.outputs({}, batch))
+    assert clf.frozen_prefix(batch, ["embeddings.word_embeddings.weight"]) is None

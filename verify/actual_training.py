@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -131,10 +130,8 @@ class LoraModel:
         return [(m.lora_A[ADAPTER].weight, m.lora_B[ADAPTER].weight) for m in mods]
 
     def first_tuned_layer(self) -> int | None:
-        """Index k of the first encoder layer holding a tuned weight; None if a tuned weight lies outside
-        ``encoder.layer.*`` (then every forward runs the whole network)."""
-        idx = [re.match(r"encoder\.layer\.(\d+)\.", w) for w in self.layout.names]
-        return None if not all(idx) else min(int(m.group(1)) for m in idx)
+        """Index k of the first encoder layer holding a tuned weight (``models.first_tuned_layer``)."""
+        return models.first_tuned_layer(self.layout.names)
 
     def prepare(self, batch: dict[str, torch.Tensor]) -> "Prepared":
         """The frozen part of the forward pass, computed once: the hidden states (B, L, d) entering layer k (the

@@ -36,6 +36,7 @@ than chance, with room left for fine-tuning.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -190,6 +191,24 @@ def sentence_embeddings(model: nn.Module, params: dict[str, torch.Tensor],
     return mean_pool(out.last_hidden_state, mask)
 
 
+def first_tuned_layer(weight_names: list[str]) -> int | None:
+    """Index k of the first encoder layer holding one of ``weight_names``; None if one of them lies outside
+    ``encoder.layer.*`` (then no part of the forward pass is frozen)."""
+    idx = [re.match(r"encoder\.layer\.(\d+)\.", w) for w in weight_names]
+    return None if not idx or not all(idx) else min(int(m.group(1)) for m in idx)
+
+
+@dataclass
+class FrozenPrefix:
+    """The frozen part of a forward pass, computed once: the pretrained encoder's hidden states ``hidden``
+    (B, L, d) entering layer ``start`` (the first tuned one) and the padding mask (B, L) — exact for any
+    update of weights in layers ≥ ``start``, since nothing before that layer changes."""
+
+    start: int
+    hidden: torch.Tensor
+    mask: torch.Tensor
+
+
 @dataclass
 class PromptClassifier:
     """f_k(x) = scale · cos(e(x), c_k) with constant label embeddings c (K, d) (module docstring)."""
@@ -222,5 +241,31 @@ class PromptClassifier:
 
     def outputs(self, params: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Class scores f (B, K) = scale · normalize(e(x)) c_kᵀ; ``params`` replace the tuned weights."""
-        e = nn.functional.normalize(sentence_embeddings(self.model, params, batch), dim=-1)
-        return self.scale * e @ self.label_embeddings.T
+        return self._head(sentence_embeddings(self.model, params, batch))
+
+    def _head(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return self.scale * nn.functional.normalize(embeddings, dim=-1) @ self.label_embeddings.T
+
+    def frozen_prefix(self, batch: dict[str, torch.Tensor], weight_names: list[str]) -> FrozenPrefix | None:
+        """The pretrained forward pass of ``batch`` up to the first encoder layer holding a tuned weight
+        (None when a tuned weight lies outside ``encoder.layer.*``)."""
+        k = first_tuned_layer(weight_names)
+        if k is None:
+            return None
+        mask = batch["attention_mask"]
+        dtype = next(self.model.parameters()).dtype
+        with torch.no_grad():
+            out = self.model(input_ids=batch["input_ids"], attention_mask=additive_mask(mask, dtype),
+                             output_hidden_states=True)
+        return FrozenPrefix(k, out.hidden_states[k].detach(), mask)
+
+    def outputs_after(self, params: dict[str, torch.Tensor], prefix: FrozenPrefix) -> torch.Tensor:
+        """:meth:`outputs` from a :class:`FrozenPrefix`: only encoder layers ≥ ``prefix.start`` run, with
+        ``params`` (full names, all in those layers) replacing their weights."""
+        h, add = prefix.hidden, additive_mask(prefix.mask, prefix.hidden.dtype)
+        for i, layer in enumerate(self.model.encoder.layer[prefix.start:], start=prefix.start):
+            head = f"encoder.layer.{i}."
+            sub = {name.removeprefix(head): w for name, w in params.items() if name.startswith(head)}
+            out = functional_call(layer, sub, args=(h,), kwargs=dict(attention_mask=add))
+            h = out[0] if isinstance(out, tuple) else out
+        return self._head(mean_pool(h, prefix.mask))

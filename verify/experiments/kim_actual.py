@@ -1,6 +1,7 @@
 """Kim, Kim, Ryu's RSC / RSM ratios on the actual model's risk f(X) = (1/N) Σ_i ℓ(f_{W₀+X}(x_i), y_i) (no
 linearization): the real classifier evaluated at the pretrained weights plus the diagonal blocks of X with
-``torch.func.functional_call`` (``verify.models.PromptClassifier.outputs``). Gradients by reverse mode, the
+``torch.func.functional_call`` (``verify.models.PromptClassifier.outputs_after``: the layers before the first tuned
+one run once, ``frozen_prefix``). Gradients by reverse mode, the
 Hessian quadratic form ∇²f(X)[E, E] by forward-over-reverse (``torch.func.jvp`` of ``torch.func.grad``).
 Same sampling and same sides as ``verify.experiments.kim_constants``: min RSC ratio ≥ α, max RSM ratio ≤ β."""
 from __future__ import annotations
@@ -23,7 +24,8 @@ class ActualRisk:
         self.lossf = task.train.loss_fn
         ref = next(iter(self.params.values()))
         self.Y = self.lossf.torch_targets(task.train.Y, ref.dtype, ref.device)
-        self.outputs = clf.outputs
+        self.classifier = clf
+        self.prefix = clf.frozen_prefix(self.batch, self.layout.names)  # layers before the tuned ones run once
         self.dtype, self.device = ref.dtype, ref.device
 
     def blocks(self, X: np.ndarray) -> tuple[torch.Tensor, ...]:
@@ -31,7 +33,9 @@ class ActualRisk:
 
     def value(self, blocks) -> torch.Tensor:
         moved = {name: self.params[name] + b for name, b in zip(self.layout.names, blocks)}
-        return torch.mean(self.lossf.torch_value(self.outputs(moved, self.batch), self.Y))
+        clf = self.classifier
+        f = clf.outputs(moved, self.batch) if self.prefix is None else clf.outputs_after(moved, self.prefix)
+        return torch.mean(self.lossf.torch_value(f, self.Y))
 
     def directional(self, X: np.ndarray, Delta: np.ndarray) -> float:
         """⟨∇f(X), Δ⟩."""
