@@ -181,3 +181,16 @@ def test_lemma_1_beside_the_actual_runs_says_why_it_is_not_decided():
     details = lemma_1_details(KIM.full, 32)
     bound = next(v for k, v in details.items() if k.startswith("bound"))
     assert bound > RANK and "cannot fail" in details["verdict"]
+
+
+def test_fails_loudly_on_the_sdp_instance_judges_failures_by_the_theorem():
+    """Strict spurious minima reached on the SDP-built instance are labelled spurious (not left unlabelled) and judged
+    by the theorem's case (ii) with the proven constants: rank r, norm above its (here negative) bound — loud,
+    although the planted minimum is smaller than X* (the observable criterion would call it quiet)."""
+    from verify.claims.base import Context
+    from verify.claims.kim_fails_loudly import _adversarial_rows
+    rows, info = _adversarial_rows(Context(profile="quick", seed=0, device="cpu"), 64, 8)
+    spurious = [r for r in rows if r["label"] == "spurious"]
+    assert spurious and all(r["failure"] == "loud" and r["rank"] == info["r"] for r in spurious)
+    assert all(r["theorem's norm bound"] < 0 and not r["‖X‖_F > ‖X*‖_F"] for r in spurious)
+    assert {r["label"] for r in rows} <= {"global", "spurious"}
