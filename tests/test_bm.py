@@ -136,7 +136,8 @@ def test_init_does_not_touch_global_rng():
 # --- the solver -------------------------------------------------------------------------------
 
 
-@given(seed=seeds, loss=losses, init=st.sampled_from(["lora", "random"]), method=st.sampled_from(["lbfgs", "bb"]))
+@given(seed=seeds, loss=losses, init=st.sampled_from(["lora", "random"]),
+       method=st.sampled_from(["lbfgs", "bb", "lbfgsb"]))
 def test_all_starts_certified_above_the_theorem_4_1_rank(seed, loss, init, method):
     """r(r+1)/2 > KN: every start ends at a point the float64 certificate proves global."""
     inst = _small_above_threshold(seed, loss)
@@ -168,7 +169,7 @@ def test_batched_starts_equal_starts_run_one_by_one(method):
         np.testing.assert_allclose(one.delta, full[s].delta, atol=SOLVER_AGREEMENT_RTOL * np.abs(one.delta).max())
 
 
-@given(seed=seeds, method=st.sampled_from(["lbfgs", "bb", "gd"]))
+@given(seed=seeds, method=st.sampled_from(["lbfgs", "bb", "gd", "lbfgsb"]))
 def test_same_seed_gives_identical_output(seed, method):
     inst = build_instance(seed, 3, 2, 4, 3)
     runs = [solve_bm_multistart(inst, 3, starts=2, rng=np.random.default_rng(seed), method=method, max_iter=300,
@@ -199,6 +200,39 @@ def test_solve_result_fields(rng):
     best = solve_bm(inst, 3, starts=2, Q0=Q0, device="cpu")
     assert best.extra["starts"] == 2
     assert best.lifted_objective == min(r.lifted_objective for r in results)
+
+
+def test_scipy_lbfgsb_agrees_with_the_batched_solver_and_records_like_it(rng):
+    """Method "lbfgsb" (SciPy, one start at a time): the same certified optimum as the batched L-BFGS, the same
+    result fields and history conventions (Q0 first, every record_every-th iteration, the end point's norms)."""
+    inst = build_instance(5, 8, 2, 7, 6, loss="cross_entropy", lam=0.05)
+    Q0 = initial_factors(inst, 4, 3, "lora", rng)
+    ref = solve_bm_multistart(inst, 4, starts=3, Q0=Q0, device="cpu")
+    got = solve_bm_multistart(inst, 4, starts=3, Q0=Q0, method="lbfgsb", record_every=3, device="cpu")
+    for a, b in zip(ref, got):
+        assert b.status == SolveStatus.CONVERGED and b.extra["method"] == "lbfgsb", b.message
+        assert certify(inst, Q=b.Q).certified
+        assert b.objective == pytest.approx(a.objective, rel=SOLVER_AGREEMENT_RTOL)
+        assert b.grad_norm <= grad_rtol(torch.float64) * max(1.0, np.linalg.norm(b.Q))
+        assert b.history[0] == pytest.approx(inst.lora_objective(Q0[b.start]), rel=RTOL)
+        assert len(b.history) == len(b.grad_history) == len(b.norm_history) == 1 + b.iterations // 3
+        assert b.extra["evaluations"] >= b.iterations > 0
+
+
+def test_scipy_lbfgsb_budgets_mask_and_domain(rng):
+    inst = build_instance(0, 3, 1, 4, 4)
+    res = solve_bm(inst, 3, rng=rng, method="lbfgsb", max_iter=3, device="cpu")
+    assert res.status == SolveStatus.MAX_ITER and res.iterations == 3
+    res = solve_bm(inst, 3, rng=rng, method="lbfgsb", time_limit=1e-9, device="cpu")
+    assert res.status == SolveStatus.MAX_ITER and "time limit" in res.message and res.iterations <= 1
+    mask = np.ones((8, 3))
+    mask[:4, 2] = 0.0
+    res = solve_bm(inst, 3, rng=rng, method="lbfgsb", mask=mask, device="cpu")
+    assert np.all(res.Q[:4, 2] == 0.0)
+    with pytest.raises(ValueError, match="lbfgsb.*float64 on the CPU"):
+        solve_bm(inst, 3, rng=rng, method="lbfgsb", dtype=torch.float32, device="cpu")
+    with pytest.raises(ValueError, match="lbfgsb.*float64 on the CPU"):
+        solve_bm(inst, 3, rng=rng, method="lbfgsb", warm_dtype=torch.float32, device="cpu")
 
 
 def test_gradient_descent_with_the_safe_step_is_monotone(rng):

@@ -46,11 +46,12 @@ def test_solve_writes_the_summary(instance_file, tmp_path, solver):
 
 def test_solves_agree(instance_file, tmp_path):
     values = []
-    for solver in ("bm", "prox"):
-        out = tmp_path / f"{solver}.json"
-        main(["solve", str(instance_file), "--rank", "4", "--solver", solver, "--json", str(out)])
+    for solver, extra in (("bm", []), ("bm", ["--method", "lbfgsb"]), ("prox", [])):
+        out = tmp_path / f"{solver}{len(extra)}.json"
+        main(["solve", str(instance_file), "--rank", "4", "--solver", solver, *extra, "--json", str(out)])
         values.append(json.loads(out.read_text())["objective"])
     assert values[0] == pytest.approx(values[1], rel=SOLVER_AGREEMENT_RTOL)
+    assert values[0] == pytest.approx(values[2], rel=SOLVER_AGREEMENT_RTOL)
 
 
 def test_landscape_counts(instance_file, tmp_path):

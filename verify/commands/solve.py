@@ -1,4 +1,5 @@
-"""``lora-verify solve INSTANCE.npz --rank R [--solver bm|prox|cvxpy] [--lam L] [--starts S] [--json OUT]``."""
+"""``lora-verify solve INSTANCE.npz --rank R [--solver bm|prox|cvxpy] [--method M] [--lam L] [--starts S]
+[--json OUT]``."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +11,7 @@ from verify.commands.options import nonnegative_float, nonnegative_int, positive
 from verify.device import DEVICES
 from verify.instance import load_instance
 from verify.solvers import SOLVERS, run_solver
+from verify.solvers.bm.driver import METHODS
 from verify.solvers.bm.problem import LORA_FORMS
 
 
@@ -24,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lora", choices=LORA_FORMS, default="shared",
                    help="bm: 'shared' (one rank-r factor of the block-diagonal update, default) or 'per-matrix' "
                         "(rank r on each tuned matrix)")
+    p.add_argument("--method", choices=METHODS, default="lbfgs",
+                   help="bm optimizer: batched L-BFGS (default), BB or GD in torch, or 'lbfgsb' (SciPy's L-BFGS-B, "
+                        "float64 on the CPU, one start at a time: fastest on small instances)")
     p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--cvxpy-solver", choices=["SCS", "CLARABEL"], default="SCS")
@@ -54,7 +59,7 @@ def summarize(result, certificate) -> dict:
 def run(args) -> int:
     inst = load_instance(args.instance, lam=args.lam)
     result = run_solver(inst, args.solver, rank=args.rank, starts=args.starts, seed=args.seed, lora=args.lora,
-                        device=args.device, cvxpy_solver=args.cvxpy_solver, tol=args.tol)
+                        device=args.device, cvxpy_solver=args.cvxpy_solver, tol=args.tol, method=args.method)
     out = summarize(result, certify_result(inst, result, tol=args.tol))
     for key, value in out.items():
         print(f"{key:>22}: {value}")

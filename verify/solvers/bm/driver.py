@@ -19,9 +19,10 @@ from verify.results import SolveResult, SolveStatus
 from verify.solvers.bm.initialisation import initial_factors
 from verify.solvers.bm.optimizers import Trace, optimize
 from verify.solvers.bm.problem import TorchLoRAProblem
+from verify.solvers.bm.scipy_lbfgsb import run_lbfgsb
 from verify.tolerances import GRAD_RTOL
 
-METHODS = ("gd", "bb", "lbfgs")
+METHODS = ("gd", "bb", "lbfgs", "lbfgsb")
 #: the torch dtypes the solver runs in, with the numpy dtype that keys GRAD_RTOL
 DTYPES = {torch.float64: np.float64, torch.float32: np.float32}
 
@@ -96,6 +97,9 @@ def _check_options(method, lr, max_iter, grad_tol, time_limit, dtype, record_eve
 
 def _run(inst, dev, dtype, factors, method, steps, grad_tol, max_iter, time_limit, record_every, t0, mask) -> Trace:
     prob = TorchLoRAProblem.from_instance(inst, dev, dtype, mask=mask)
+    if method == "lbfgsb":
+        return run_lbfgsb(prob, np.asarray(factors, dtype=np.float64), grad_tol, max_iter, time_limit,
+                          int(record_every), t0)
     lr_t = None if steps is None else torch.as_tensor(steps, dtype=dtype, device=dev)
     return optimize(prob, torch.as_tensor(factors, dtype=dtype, device=dev), method, lr_t, grad_tol, max_iter,
                     time_limit, int(record_every), t0)
@@ -121,7 +125,10 @@ def solve_bm_multistart(inst: Instance, rank: int, *, starts: int = 1, init="lor
     init, rng: see ``initial_factors`` (rng is required for "lora" and "random"); Q0, an array of
     factors (m + n, rank) or (starts, m + n, rank), takes precedence over init.
     mask (m + n, rank) 0/1 or None: factors keep this pattern (per-matrix LoRA, ``problem.per_matrix_mask``).
-    method: "lbfgs" (default), "bb", or "gd" with step ``lr`` (default ``safe_step``, one per start).
+    method: "lbfgs" (default), "bb", or "gd" with step ``lr`` (default ``safe_step``, one per start), all
+    batched in torch; or "lbfgsb", SciPy's L-BFGS-B one start at a time (float64, CPU; ``scipy_lbfgsb``), for
+    small problems, where the batched iteration's per-step overhead dominates; starts it leaves short of the
+    stopping test (SciPy stops once F_P stalls at working precision) are finished by the batched "lbfgs".
     grad_tol: per-start stopping test ‖∇F_P‖_F ≤ grad_tol · max(1, ‖Q‖_F), default ``grad_rtol(dtype)``.
     max_iter: iterations of the batch (one trial evaluation per start each); time_limit: seconds or None.
     Returns one SolveResult per start: Q (m + n, r) in float64 (its ``delta`` = u vᵀ (m, n) is formed on
@@ -139,6 +146,9 @@ def solve_bm_multistart(inst: Instance, rank: int, *, starts: int = 1, init="lor
     _check_options(method, lr, max_iter, grad_tol, time_limit, dtype, record_every, warm_dtype)
     grad_tol = grad_rtol(dtype) if grad_tol is None else float(grad_tol)
     dev = device_for(device)
+    if method == "lbfgsb" and (dev.type != "cpu" or dtype != torch.float64 or warm_dtype not in (None, dtype)):
+        raise ValueError(f"method 'lbfgsb' (SciPy) runs in float64 on the CPU, without a warm dtype: got device "
+                         f"{dev}, dtype {dtype}, warm_dtype {warm_dtype}")
     factors = initial_factors(inst, rank, starts, init if Q0 is None else Q0, rng)
     if mask is not None:
         factors = factors * mask
@@ -155,6 +165,12 @@ def solve_bm_multistart(inst: Instance, rank: int, *, starts: int = 1, init="lor
                  int(max_iter) - (0 if warm is None else int(warm.iterations.max())), time_limit, record_every, t0, mask)
     if warm is not None:
         trace = _chain(warm, trace)
+    if method == "lbfgsb" and not trace.timed_out and np.any(~(trace.converged | trace.failed)):
+        # SciPy stops where F_P no longer decreases at working precision, which can be short of the gradient
+        # test; the batched L-BFGS (nonmonotone line search with roundoff slack) finishes those starts
+        polish = _run(inst, dev, dtype, trace.Q, "lbfgs", None, grad_tol, int(max_iter) - int(trace.iterations.max()),
+                      time_limit, record_every, t0, mask)
+        trace = _chain(trace, polish)
     extra = {"device": str(dev), "method": method, "init": init if Q0 is None and isinstance(init, str) else "array",
              "dtype": str(dtype).removeprefix("torch."), "grad_tol": grad_tol,
              "warm_dtype": None if warm_dtype is None else str(warm_dtype).removeprefix("torch.")}
