@@ -135,16 +135,10 @@ class LoraModel:
 
     def prepare(self, batch: dict[str, torch.Tensor]) -> "Prepared":
         """The frozen part of the forward pass, computed once: the hidden states (B, L, d) entering layer k (the
-        first tuned one) of the pretrained encoder — exact, since nothing before layer k changes in training."""
-        k = self.first_tuned_layer()
-        mask = batch["attention_mask"]
-        if k is None:
-            return Prepared(batch, None, mask)
-        dtype = next(self.classifier.model.parameters()).dtype
-        with torch.no_grad():
-            out = self.classifier.model(input_ids=batch["input_ids"], attention_mask=models.additive_mask(mask, dtype),
-                                        output_hidden_states=True)
-        return Prepared(batch, out.hidden_states[k].detach(), mask)
+        first tuned one) of the pretrained encoder (``PromptClassifier.frozen_prefix``) — exact, since nothing
+        before layer k changes in training."""
+        prefix = self.classifier.frozen_prefix(batch, self.layout.names)
+        return Prepared(batch, None if prefix is None else prefix.hidden, batch["attention_mask"])
 
     def outputs(self, batch) -> torch.Tensor:
         """Class scores f (B, K) of the adapted network on tokenized texts or a :class:`Prepared` batch."""
