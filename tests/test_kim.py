@@ -194,3 +194,4 @@ def test_fails_loudly_on_the_sdp_instance_judges_failures_by_the_theorem():
     assert spurious and all(r["failure"] == "loud" and r["rank"] == info["r"] for r in spurious)
     assert all(r["theorem's norm bound"] < 0 and not r["‖X‖_F > ‖X*‖_F"] for r in spurious)
     assert {r["label"] for r in rows} <= {"global", "spurious"}
+    assert info["first spurious point with σ_r dropped"] == "quiet"  # the near miss: one rank lower is not loud

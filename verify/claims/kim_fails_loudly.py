@@ -125,19 +125,30 @@ def _adversarial_rows(ctx: Context, zero_starts: int, starts: int) -> tuple[list
                          for s in KIM_SCALES])
     inits = [("zero", 0.0)] * zero_starts + [("gaussian", s * std) for s in KIM_SCALES for _ in range(starts)]
     res = solve_bm_multistart(inst, r, starts=Q0.shape[0], init=Q0, device="cpu")
-    rows = []
+    rows, truncated = [], None
     for (init, scale), e, p in zip(inits, res, classify(inst, res)):
         row = _row(inst, e.Q, init, scale, inst.lam, r_star, norm_star, label=p.label) | {"model": "SDP-built"}
         if row["label"] == "spurious":
             sig = np.linalg.svd(e.delta, compute_uv=False)
-            case_ii = not fl.is_global_by_gap(sig, r, r_star, alpha, beta)
-            bound = fl.loud_failure_norm_bound(sig, r, r_star, alpha, beta, norm_star) if case_ii else np.inf
-            row |= {"theorem's norm bound": bound, "‖X‖_F > ‖X*‖_F": row["‖X‖_F"] > norm_star,
-                    "failure": "loud" if case_ii and row["rank"] == r and row["‖X‖_F"] >= bound else "quiet"}
+            failure, bound = theorem_failure(sig, row["rank"], r, r_star, alpha, beta, norm_star)
+            row |= {"theorem's norm bound": bound, "‖X‖_F > ‖X*‖_F": row["‖X‖_F"] > norm_star, "failure": failure}
+            if truncated is None:  # near miss: the same point one rank lower (σ_r dropped), judged the same way
+                low = np.where(np.arange(sig.size) < r - 1, sig, 0.0)
+                truncated = theorem_failure(low, r - 1, r, r_star, alpha, beta, norm_star)[0]
         rows.append(row)
     return rows, {"r": r, "r*": r_star, "‖X*‖_F": norm_star, "X* certified": cert.certified, "κ(H)": kappa,
                   "λ": inst.lam, "proven α ≥": alpha, "proven β ≤": beta, "zero-init starts": zero_starts,
-                  "starts per Gaussian scale": starts}
+                  "starts per Gaussian scale": starts, "first spurious point with σ_r dropped": truncated}
+
+
+def theorem_failure(sigmas: np.ndarray, rank: int, r: int, r_star: int, alpha: float, beta: float,
+                    norm_star: float) -> tuple[str, float]:
+    """("loud" | "quiet", the theorem's norm bound) for a non-global SOSP with singular values ``sigmas`` and
+    numerical rank ``rank``: loud when it is the theorem's case (ii) — rank r, σ_r > (2α/β)σ_{r*} and ‖X‖_F ≥ the
+    bound (proven α ≤ true α, β ≥ true β keep the theorem valid); the bound is inf outside case (ii)."""
+    case_ii = not fl.is_global_by_gap(sigmas, r, r_star, alpha, beta)
+    bound = fl.loud_failure_norm_bound(sigmas, r, r_star, alpha, beta, norm_star) if case_ii else np.inf
+    return ("loud" if case_ii and rank == r and float(np.linalg.norm(sigmas)) >= bound else "quiet"), bound
 
 
 def fails_loudly_verdict(rows: list[dict]) -> tuple[Verdict, float]:
@@ -224,6 +235,7 @@ def run_kim_fails_loudly(ctx: Context) -> ClaimOutcome:
         margin = -float(adv_quiet) if adv_quiet else main_m
         adv_zero = [r for r in adv if r["init"] == "zero"]
         adv_zero_bad = sum(r["label"] == "spurious" for r in adv_zero)
+        adv_trunc = adv_info["first spurious point with σ_r dropped"]
         # near miss: the zero-init run stopped early (training length short of convergence)
         Q0 = initial_factors(inst, RANK, 1, "lora", ctx.rng("kim_fl/syn/zero"), scale=1.0 / np.sqrt(3 * inst.n))
         ref = solve_bm(inst, no_spurious_rank(inst.kn), starts=1, rng=ctx.rng("kim_fl/syn/ref"), device=ctx.device)
@@ -257,8 +269,9 @@ def run_kim_fails_loudly(ctx: Context) -> ClaimOutcome:
                         details,
                         power="Each end point is certified or not in float64; a non-certified end point of rank ≤ r* "
                               "or norm ≤ ‖X*‖_F is a quiet failure and refutes the claim (the near miss — the zero-"
-                              f"init run stopped after {KIM_TRUNCATED_STEPS} steps — is one). If no random start fails, "
-                              "the loud side is untested: the counts say so.",
+                              f"init run stopped after {KIM_TRUNCATED_STEPS} steps — is one). On the SDP-built instance "
+                              "a spurious end point not in the theorem's case (ii) refutes it (near miss: a found one "
+                              "a rank lower). If no random start fails, the loud side is untested: the counts say so.",
                         resolution="certificate gap ≤ GAP_RTOL relative; rank at the certificate's threshold")
     nv = Verdict.VIOLATED if near_row["failure"] == "quiet" else Verdict.HOLDS
     ctrls = [control("kim_fl_zero_init_stopped_early", "kim_fails_loudly",
@@ -270,6 +283,11 @@ def run_kim_fails_loudly(ctx: Context) -> ClaimOutcome:
                      f"argument fails (a spurious minimum nearer to 0 than X*, norm bound < 0): {adv_zero_bad} of "
                      f"{len(adv_zero)} zero-init starts ended spurious",
                      Verdict.VIOLATED if adv_zero_bad else Verdict.HOLDS, -float(adv_zero_bad) if adv_zero_bad else 1.0,
+                     kind=ControlKind.NEAR_MISS),
+             control("kim_fl_loud_test_one_rank_lower", "kim_fails_loudly",
+                     "the first spurious end point on the SDP-built instance with its σ_r dropped (rank r − 1 = r*, one "
+                     f"rank step) offered as a loud failure: judged {adv_trunc}",
+                     Verdict.VIOLATED if adv_trunc == "quiet" else Verdict.HOLDS, -1.0 if adv_trunc == "quiet" else 1.0,
                      kind=ControlKind.NEAR_MISS)]
     figure = {"kind": "kim_end_points", "points": [
         {"norm": r["‖X‖_F"], "rank": r["rank"], "scale": r["scale"], "label": r["label"], "model": r["model"],
