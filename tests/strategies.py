@@ -130,7 +130,8 @@ def instance_specs(draw, *, N=sizes, K=sizes, m=sizes, n=sizes, loss=losses, lam
 def random_block_sensing(rng: np.random.Generator, N: int, K: int, kinds: tuple[str, ...],
                          shapes: tuple[tuple[int, int], ...], tokens: int):
     """A ``theory.sensing.BlockSensing`` with one block per kind ("dense" or "factored") of the given (m_t, n_t),
-    standard normal entries scaled so that ‖G_t[i, j]‖_F ≈ 1; factored blocks have ``tokens`` factors."""
+    standard normal entries scaled so that ‖G_t[i, j]‖_F ≈ 1; in a factored block each example has 0 … ``tokens``
+    tokens (drawn; example 0 has ``tokens``), as examples of different lengths do."""
     from theory.sensing import BlockSensing, DenseBlock, FactoredBlock
 
     blocks = []
@@ -138,9 +139,11 @@ def random_block_sensing(rng: np.random.Generator, N: int, K: int, kinds: tuple[
         if kind == "dense":
             blocks.append(DenseBlock(rng.standard_normal((N, K, mt, nt)) / np.sqrt(mt * nt)))
         else:
-            scale = 1.0 / np.sqrt(tokens * mt * nt)
-            blocks.append(FactoredBlock(rng.standard_normal((N, K, tokens, mt)) * np.sqrt(scale),
-                                        rng.standard_normal((N, tokens, nt)) * np.sqrt(scale)))
+            counts = np.concatenate([[tokens], rng.integers(0, tokens + 1, N - 1)])
+            T, scale = int(counts.sum()), 1.0 / np.sqrt(tokens * mt * nt)
+            blocks.append(FactoredBlock(rng.standard_normal((T, K, mt)) * np.sqrt(scale),
+                                        rng.standard_normal((T, nt)) * np.sqrt(scale),
+                                        np.concatenate([[0], np.cumsum(counts)])))
     return BlockSensing(tuple(blocks))
 
 

@@ -97,7 +97,7 @@ def test_old_dense_file_converts_to_blocks(tmp_path):
 def test_bad_blocks_are_named():
     with pytest.raises(InstanceError, match="left_1 contains NaN"):
         Instance(BlockSensing((DenseBlock(np.ones((2, 2, 1, 1))),
-                               FactoredBlock(np.full((2, 2, 1, 1), np.nan), np.ones((2, 1, 1))))),
+                               FactoredBlock.padded(np.full((2, 2, 1, 1), np.nan), np.ones((2, 1, 1))))),
                  np.zeros((2, 2)), np.zeros(2, dtype=int), "cross_entropy", 0.1)
     with pytest.raises(ValueError, match="same"):
         BlockSensing((DenseBlock(np.ones((2, 2, 1, 1))), DenseBlock(np.ones((3, 2, 1, 1)))))
@@ -166,6 +166,49 @@ def test_hook_extraction_matches_dense(clf, two_layers, storage):
     close(f1, f0)
 
 
+def test_hook_extraction_keeps_each_examples_own_tokens(clf, two_layers):
+    """The factored blocks keep no padded position: at most Σ_i L_i tokens (the attention mask's ones), fewer than
+    the N·L of the padded batch — and still the dense G (previous test)."""
+    batch = clf.encode(TEXTS)
+    op, _ = entk.empirical_ntk_blocks(clf.model, clf.outputs, two_layers, batch, chunk=3, storage="factored")
+    mask = batch["attention_mask"]
+    assert all(b.tokens <= int(mask.sum()) < mask.numel() for b in op.blocks)
+    assert all(np.all(np.diff(b.offsets) <= mask.sum(dim=1).numpy()) for b in op.blocks)
+
+
+@given(seeds)
+def test_padded_tokens_drop_exactly(seed):
+    """FactoredBlock.padded followed by without_zero_tokens (zero left factors, a whole example's included) is the
+    same G, with the zero tokens gone."""
+    rng = np.random.default_rng(seed)
+    left, right = rng.standard_normal((3, 2, 4, 2)), rng.standard_normal((3, 4, 3))
+    left[0, :, 2:] = 0.0
+    left[1] = 0.0
+    padded = FactoredBlock.padded(left, right)
+    kept = padded.without_zero_tokens()
+    assert kept.tokens == 2 + 0 + 4 and list(kept.offsets) == [0, 2, 2, 6]
+    np.testing.assert_array_equal(kept.dense_rows(slice(None)), padded.dense_rows(slice(None)))
+    close(padded.dense_rows(slice(None)), np.einsum("nkla,nlb->nkab", left, right))
+
+
+def test_padded_factored_files_of_earlier_versions_load(tmp_path):
+    """A file written before the token offsets (left_0 (N, K, L, m_t), right_0 (N, L, n_t)) loads as the same G."""
+    rng = np.random.default_rng(3)
+    left, right = rng.standard_normal((3, 2, 4, 2)), rng.standard_normal((3, 4, 3))
+    np.savez(tmp_path / "old.npz", n_blocks=np.array(1), left_0=left, right_0=right, f0=np.zeros((3, 2)),
+             Y=np.array([0, 1, 0]), loss=np.array("cross_entropy"), lam=np.array(0.1))
+    close(load_instance(tmp_path / "old.npz").G.dense(), np.einsum("nkla,nlb->nkab", left, right))
+
+
+@pytest.mark.parametrize("offsets, match", [([0, 2, 1], "rise from 0"), ([0, 2, 5], "rise from 0"),
+                                            ([0.0, 3.0], "be an integer vector"), ([0], "be an integer vector")])
+def test_bad_token_offsets_are_named(offsets, match):
+    N = max(len(offsets) - 1, 1)
+    block = FactoredBlock(np.ones((3, 2, 1)), np.ones((3, 1)), np.array(offsets))
+    with pytest.raises(InstanceError, match=f"offsets_0 must {match}"):
+        Instance(BlockSensing((block,)), np.zeros((N, 2)), np.zeros(N, dtype=int), "cross_entropy", 0.1)
+
+
 def test_extracted_instances_certify_alike(clf, two_layers):
     dense = entk.extract_instance(clf, TEXTS, LABELS, two_layers, chunk=2)
     factored = entk.extract_instance(clf, TEXTS, LABELS, two_layers, chunk=2, storage="factored")
@@ -231,7 +274,7 @@ def test_block_solve_and_certificate_never_form_a_dense_delta(monkeypatch):
 
 
 def test_dense_materialisation_is_refused_when_huge():
-    op = BlockSensing((FactoredBlock(np.zeros((64, 2, 1, 4096)), np.zeros((64, 1, 4096))),))
+    op = BlockSensing((FactoredBlock.padded(np.zeros((64, 2, 1, 4096)), np.zeros((64, 1, 4096))),))
     with pytest.raises(MemoryError, match="GiB"):
         op.dense()
     assert op.dense_rows(slice(0, 1)).shape == (1, 2, 4096, 4096)

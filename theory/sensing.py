@@ -5,14 +5,16 @@ added to W_t and the off-diagonal blocks reaching no weight. So the dense G (N, 
 diagonal blocks; :class:`BlockSensing` keeps only the T blocks, each stored as
 
 - :class:`DenseBlock`: G_t (N, K, m_t, n_t), or
-- :class:`FactoredBlock`: G_t[i, j] = Σ_s left[i, j, s] right[i, s]ᵀ, left (N, K, L, m_t), right (N, L, n_t)
-  — a linear layer's per-example weight gradient is Σ over the L tokens of (output gradient)(layer input)ᵀ,
-  so this is exact and smaller than G_t when L < min(m_t, n_t) (``verify.entk`` extracts it by hooks).
+- :class:`FactoredBlock`: G_t[i, j] = Σ_{s ∈ tokens(i)} left[s, j] right[s]ᵀ, left (T, K, m_t), right (T, n_t),
+  the T tokens of all examples in a row (example i owns tokens offsets[i] … offsets[i + 1] − 1) — a linear
+  layer's per-example weight gradient is Σ over the example's L_i tokens of (output gradient)(layer input)ᵀ,
+  so this is exact and smaller than G_t when L_i < min(m_t, n_t) (``verify.entk`` extracts it by hooks and
+  keeps each example's own tokens, not the padding).
 
 Operations (never forming the dense G):
   A(δ)[i, j] = Σ_t ⟨G_t[i, j], δ_t⟩                     (N, K)
   A*(V)      = blockdiag_t Σ_ij V[i, j] G_t[i, j]         (m, n), zero off the diagonal blocks
-  factored: A_t(δ_t)[i, j] = Σ_s left[i,j,s]ᵀ δ_t right[i,s];  A_t*(V) = Σ_{i,s} (Σ_j V_ij left[i,j,s]) right[i,s]ᵀ.
+  factored: A_t(δ_t)[i, j] = Σ_{s ∈ tokens(i)} left[s, j]ᵀ δ_t right[s];  A_t*(V) = Σ_s (Σ_j V_{i(s) j} left[s, j]) right[s]ᵀ.
 The functions of ``theory.linearized_model`` and ``theory.optimality`` accept a ``BlockSensing`` wherever
 they accept G (``shape`` is (N, K, m, n) for both). ‖S‖_op of a block-diagonal S is the largest block's and
 ‖δ‖_* of a block-diagonal δ is the sum over blocks.
@@ -20,8 +22,10 @@ they accept G (``shape`` is (N, K, m, n) for both). ‖S‖_op of a block-diagon
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
+import scipy.sparse
 
 
 #: the largest dense G (bytes) that ``BlockSensing.dense_rows`` / ``dense`` will build (they exist for small
@@ -64,30 +68,92 @@ class DenseBlock:
 
 @dataclass(frozen=True)
 class FactoredBlock:
-    """G_t[i, j] = Σ_s left[i, j, s] right[i, s]ᵀ; left (N, K, L, m_t), right (N, L, n_t)."""
+    """G_t[i, j] = Σ_{s ∈ tokens(i)} left[s, j] right[s]ᵀ, the tokens of example i being s = offsets[i] …
+    offsets[i + 1] − 1: left (T, K, m_t), right (T, n_t), offsets (N + 1,) int64 non-decreasing from 0 to T
+    (T tokens in all; examples of different lengths keep only their own tokens, an example may keep none).
+    :meth:`padded` builds it from the padded per-example form (N, K, L, m_t), (N, L, n_t);
+    :meth:`without_zero_tokens` drops the tokens whose left factors are exactly zero (padding), which changes no
+    G_t[i, j]."""
 
     left: np.ndarray
     right: np.ndarray
+    offsets: np.ndarray
+
+    @classmethod
+    def padded(cls, left: np.ndarray, right: np.ndarray) -> FactoredBlock:
+        """From left (N, K, L, m_t), right (N, L, n_t): every example has L tokens."""
+        N, K, L, m = left.shape
+        return cls(np.ascontiguousarray(left.transpose(0, 2, 1, 3).reshape(N * L, K, m)),
+                   np.ascontiguousarray(right.reshape(N * L, -1)), np.arange(N + 1, dtype=np.int64) * L)
+
+    def without_zero_tokens(self) -> FactoredBlock:
+        """The same block without the tokens s whose left[s] (K, m_t) is all zero (their terms are zero)."""
+        keep = np.any(self.left != 0, axis=(1, 2))
+        counts = np.add.reduceat(keep, self.offsets[:-1]) if keep.size else np.zeros(self.N, dtype=np.int64)
+        counts = np.where(np.diff(self.offsets) > 0, counts, 0)  # reduceat of an empty range reads one element
+        return FactoredBlock(np.ascontiguousarray(self.left[keep]), np.ascontiguousarray(self.right[keep]),
+                             np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
+
+    @classmethod
+    def concatenate(cls, parts: list[FactoredBlock]) -> FactoredBlock:
+        """The examples of ``parts`` (same K, m_t, n_t) one after the other."""
+        counts = np.concatenate([np.diff(p.offsets) for p in parts])
+        return cls(np.concatenate([p.left for p in parts]), np.concatenate([p.right for p in parts]),
+                   np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
+
+    @property
+    def N(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def K(self) -> int:
+        return self.left.shape[1]
+
+    @property
+    def tokens(self) -> int:
+        return self.left.shape[0]
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.left.shape[3], self.right.shape[2]
+        return self.left.shape[2], self.right.shape[1]
 
     @property
     def nbytes(self) -> int:
-        return self.left.nbytes + self.right.nbytes
+        return self.left.nbytes + self.right.nbytes + self.offsets.nbytes
+
+    @cached_property
+    def owner(self) -> np.ndarray:
+        """The example of each token (T,) int64."""
+        return np.repeat(np.arange(self.N), np.diff(self.offsets))
+
+    @cached_property
+    def _sum_tokens(self) -> scipy.sparse.csr_matrix:
+        """The 0/1 matrix E (N, T) with E[i, s] = 1 for the tokens of example i: E @ x sums x over each example."""
+        T = self.tokens
+        return scipy.sparse.csr_matrix((np.ones(T), np.arange(T), self.offsets), shape=(self.N, T))
 
     def apply(self, delta: np.ndarray) -> np.ndarray:
-        Z = self.right @ delta.T                         # (N, L, m_t): δ right[i, s]
-        return np.einsum("nkla,nla->nk", self.left, Z)
+        """A_t(δ_t) (N, K) for δ_t (m_t, n_t)."""
+        Z = self.right @ delta.T                                            # (T, m_t): δ right[s]
+        return self._sum_tokens @ np.einsum("tka,ta->tk", self.left, Z)
+
+    def apply_factors(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """A_t(u vᵀ) (N, K) for u (m_t, r), v (n_t, r): Σ_s (left[s, j]ᵀ u)·(right[s]ᵀ v)."""
+        return self._sum_tokens @ np.einsum("tkr,tr->tk", self.left @ u, self.right @ v)
 
     def adjoint(self, V: np.ndarray) -> np.ndarray:
-        N, L, n = self.right.shape
-        W = np.einsum("nk,nkla->nla", V, self.left)      # (N, L, m_t)
-        return W.reshape(N * L, -1).T @ self.right.reshape(N * L, n)
+        """A_t*(V) (m_t, n_t) for V (N, K)."""
+        W = np.einsum("tk,tka->ta", V[self.owner], self.left)              # (T, m_t)
+        return W.T @ self.right
 
     def dense_rows(self, rows: slice) -> np.ndarray:
-        return np.einsum("nkla,nlb->nkab", self.left[rows], self.right[rows])
+        """G_t[rows] (B, K, m_t, n_t)."""
+        idx = range(self.N)[rows]
+        out = np.zeros((len(idx), self.K) + self.shape)
+        for b, i in enumerate(idx):
+            s = slice(self.offsets[i], self.offsets[i + 1])
+            out[b] = np.einsum("tka,tb->kab", self.left[s], self.right[s])
+        return out
 
 
 Block = DenseBlock | FactoredBlock
@@ -113,7 +179,7 @@ class BlockSensing:
 
     @staticmethod
     def _nk(block) -> tuple[int, int]:
-        return (block.G.shape[:2] if isinstance(block, DenseBlock) else block.left.shape[:2])
+        return (block.G.shape[:2] if isinstance(block, DenseBlock) else (block.N, block.K))
 
     # shapes -------------------------------------------------------------------------------------
     @property
@@ -146,13 +212,10 @@ class BlockSensing:
 
     def apply_factors(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """A(u vᵀ) (N, K) for u (m, r), v (n, r), forming only the diagonal blocks u_t v_tᵀ (dense blocks) or
-        nothing (factored blocks: Σ_s (left[i,j,s]ᵀ u_t)(right[i,s]ᵀ v_t))."""
+        nothing (factored blocks: Σ_s (left[s, j]ᵀ u_t)(right[s]ᵀ v_t))."""
         out = 0.0
         for b, (r, c) in zip(self.blocks, self.slices()):
-            if isinstance(b, DenseBlock):
-                out = out + b.apply(u[r] @ v[c].T)
-            else:
-                out = out + np.einsum("nklr,nlr->nk", b.left @ u[r], b.right @ v[c])
+            out = out + (b.apply(u[r] @ v[c].T) if isinstance(b, DenseBlock) else b.apply_factors(u[r], v[c]))
         return out
 
     def adjoint_blocks(self, V: np.ndarray) -> list[np.ndarray]:

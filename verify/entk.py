@@ -169,10 +169,12 @@ def empirical_ntk_blocks(model: nn.Module, outputs: OutputsFn, weight_names: lis
     Per-sample gradient factors in the style of opacus: a forward hook on each tuned ``nn.Linear`` keeps its
     input x (C, L, n_t) and output y (C, L, m_t); one backward pass per output j gives g_j = ∂(Σ_i f_j(x_i))/∂y,
     and since examples do not interact (eval mode), ∂f_j(x_i)/∂W_t = Σ_s g_j[i, s] x[i, s]ᵀ: the factored block
-    left[i, j] = g_j[i] (L, m_t), right[i] = x[i] (L, n_t), with L the (padded) sequence length. ``storage``:
+    has one token row per position s of example i, left[s, j] = g_j[i, s] (m_t), right[s] = x[i, s] (n_t).
+    Positions whose output gradients are exactly zero for every j (padding: the attention mask gives them zero
+    weight) are dropped, which changes no G_t[i, j], so each example keeps only its own tokens. ``storage``:
     "factored" keeps the factors, "block" stores each G_t densely, "auto" keeps the factors of block t when
-    they take fewer numbers than G_t (L·(K·m_t + n_t) < K·m_t·n_t). Memory beyond the result grows with
-    ``chunk``. "dense" is not a block storage (use :func:`empirical_ntk`).
+    they take fewer numbers than G_t (T·(K·m_t + n_t) < N·K·m_t·n_t, T the tokens kept). Memory beyond the
+    result grows with ``chunk``. "dense" is not a block storage (use :func:`empirical_ntk`).
     """
     if storage not in ("block", "factored", "auto"):
         raise ValueError(f"storage must be 'block', 'factored' or 'auto', got {storage!r}")
@@ -183,7 +185,8 @@ def empirical_ntk_blocks(model: nn.Module, outputs: OutputsFn, weight_names: lis
     hooks = [mod.register_forward_hook(lambda _m, inp, out, name=name: seen[name].append((inp[0], out)))
              for name, mod in zip(layout.names, modules)]
     size = _batch_size(batch)
-    left, right, f0 = {}, {}, None
+    parts: dict[str, list[FactoredBlock]] = {name: [] for name in layout.names}
+    f0 = None
     try:
         for rows, sub in _chunks(batch, chunk):
             for v in seen.values():
@@ -196,27 +199,20 @@ def empirical_ntk_blocks(model: nn.Module, outputs: OutputsFn, weight_names: lis
                 K = y.shape[1]
                 if f0 is None:
                     f0 = np.empty((size, K))
-                for j in range(K):
-                    grads = torch.autograd.grad(y[:, j].sum(), outs, retain_graph=j < K - 1)
-                    for name, g in zip(layout.names, grads):
-                        if name not in left:
-                            left[name] = np.empty((size, K) + tuple(g.shape[1:]))
-                        left[name][rows, j] = g.detach().cpu().double().numpy()
-            for name in layout.names:
-                x = seen[name][0][0].detach().cpu().double().numpy()
-                if name not in right:
-                    right[name] = np.empty((size,) + x.shape[1:])
-                right[name][rows] = x
+                grads = [torch.autograd.grad(y[:, j].sum(), outs, retain_graph=j < K - 1) for j in range(K)]
+            for t, name in enumerate(layout.names):
+                g = torch.stack([gj[t] for gj in grads], dim=1).detach().cpu().double().numpy()  # (C, K, L, m_t)
+                x = seen[name][0][0].detach().cpu().double().numpy()                              # (C, L, n_t)
+                parts[name].append(FactoredBlock.padded(g, x).without_zero_tokens())
             f0[rows] = y.detach().cpu().double().numpy()
     finally:
         for h in hooks:
             h.remove()
     blocks = []
     for name in layout.names:
-        fb = FactoredBlock(left[name], right[name])
-        _, K, L, mt = fb.left.shape
-        nt = fb.right.shape[2]
-        keep = storage == "factored" or (storage == "auto" and L * (K * mt + nt) < K * mt * nt)
+        fb = FactoredBlock.concatenate(parts[name])
+        mt, nt = fb.shape
+        keep = storage == "factored" or (storage == "auto" and fb.tokens * (fb.K * mt + nt) < size * fb.K * mt * nt)
         blocks.append(fb if keep else DenseBlock(fb.dense_rows(slice(None))))
     return BlockSensing(tuple(blocks)), f0
 

@@ -95,15 +95,32 @@ def _checked_blocks(G: BlockSensing) -> BlockSensing:
     for t, b in enumerate(G.blocks):
         arrays = {"G": b.G} if isinstance(b, DenseBlock) else {"left": b.left, "right": b.right}
         for key, a in arrays.items():
-            if 0 in a.shape:
+            if 0 in a.shape[1:] or (key == "G" and 0 in a.shape):
                 raise InstanceError(f"{key}_{t} must have positive sizes, got {a.shape}")
             _finite(f"{key}_{t}", a)
         arrays = {k: np.ascontiguousarray(a, dtype=float) for k, a in arrays.items()}
+        if isinstance(b, FactoredBlock):
+            arrays["offsets"] = _checked_offsets(t, b)
         blocks.append(type(b)(**arrays))
     try:
         return BlockSensing(tuple(blocks))
     except ValueError as exc:
         raise InstanceError(str(exc)) from None
+
+
+def _checked_offsets(t: int, b: FactoredBlock) -> np.ndarray:
+    """The token offsets (N + 1,) of factored block t as int64, else InstanceError: they must rise from 0 to the
+    number of tokens, right must have one row per token, and there must be at least one example."""
+    off = np.asarray(b.offsets)
+    if off.ndim != 1 or off.size < 2 or not np.issubdtype(off.dtype, np.integer):
+        raise InstanceError(f"offsets_{t} must be an integer vector of N + 1 ≥ 2 token offsets, got {off.dtype} {off.shape}")
+    if b.left.ndim != 3 or b.right.ndim != 2 or b.right.shape[0] != b.left.shape[0]:
+        raise InstanceError(f"left_{t} (T, K, m_t) and right_{t} (T, n_t) must have one row per token, got "
+                            f"{b.left.shape} and {b.right.shape}")
+    if off[0] != 0 or off[-1] != b.left.shape[0] or np.any(np.diff(off) < 0):
+        raise InstanceError(f"offsets_{t} must rise from 0 to the number of tokens {b.left.shape[0]}, "
+                            f"got {off[0]} … {off[-1]}")
+    return off.astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -210,12 +227,14 @@ class Instance:
 
 
 def _sensing_arrays(G) -> dict[str, np.ndarray]:
-    """The npz keys of G: ``G`` for a dense array; ``n_blocks`` and ``G_<t>`` or ``left_<t>``, ``right_<t>``."""
+    """The npz keys of G: ``G`` for a dense array; ``n_blocks`` and ``G_<t>`` or ``left_<t>``, ``right_<t>``,
+    ``offsets_<t>``."""
     if not is_operator(G):
         return {"G": G}
     out = {"n_blocks": np.array(len(G.blocks))}
     for t, b in enumerate(G.blocks):
-        out.update({f"G_{t}": b.G} if isinstance(b, DenseBlock) else {f"left_{t}": b.left, f"right_{t}": b.right})
+        out.update({f"G_{t}": b.G} if isinstance(b, DenseBlock)
+                   else {f"left_{t}": b.left, f"right_{t}": b.right, f"offsets_{t}": b.offsets})
     return out
 
 
@@ -229,10 +248,13 @@ def _read_sensing(data, files: set[str], path: Path):
     for t in range(int(data["n_blocks"])):
         if f"G_{t}" in files:
             blocks.append(DenseBlock(data[f"G_{t}"]))
-        elif {f"left_{t}", f"right_{t}"} <= files:
-            blocks.append(FactoredBlock(data[f"left_{t}"], data[f"right_{t}"]))
+        elif {f"left_{t}", f"right_{t}", f"offsets_{t}"} <= files:
+            blocks.append(FactoredBlock(data[f"left_{t}"], data[f"right_{t}"], data[f"offsets_{t}"]))
+        elif {f"left_{t}", f"right_{t}"} <= files and data[f"left_{t}"].ndim == 4:  # the padded form of earlier files
+            blocks.append(FactoredBlock.padded(data[f"left_{t}"], data[f"right_{t}"]))
         else:
-            raise InstanceError(f"instance file {path} lacks block {t} (keys G_{t}, or left_{t} and right_{t})")
+            raise InstanceError(f"instance file {path} lacks block {t} (keys G_{t}, or left_{t}, right_{t} and "
+                                f"offsets_{t})")
     return BlockSensing(tuple(blocks))
 
 

@@ -7,9 +7,9 @@ stored as Gmat = G as (N·K, m·n); one evaluation and one gradient read Gmat on
 and the gradient is the explicit ∇F_P(Q) = M Q = [S v; Sᵀ u] + λ Q + 2 P Q, the formula of
 ``theory.optimality.apply_M`` (cheaper than autograd). A ``theory.sensing.BlockSensing`` is the torch twin
 :class:`TorchSensing`: per block t, the same two passes on the block's rows u_t and v_t of Q (dense block), or,
-for a factored block G_t[i, j] = Σ_s left[i,j,s] right[i,s]ᵀ, the products
-  A_t(u_t v_tᵀ)[i, j] = Σ_s (left[i,j,s]ᵀ u_t)·(right[i,s]ᵀ v_t),
-  S_t v_t = Σ_{ijs} V_ij left[i,j,s] (right[i,s]ᵀ v_t),   S_tᵀ u_t = Σ_{ijs} V_ij right[i,s] (left[i,j,s]ᵀ u_t),
+for a factored block G_t[i, j] = Σ_{s ∈ tokens(i)} left[s, j] right[s]ᵀ, the products
+  A_t(u_t v_tᵀ)[i, j] = Σ_{s ∈ tokens(i)} (left[s, j]ᵀ u_t)·(right[s]ᵀ v_t),
+  S_t v_t = Σ_{s, j} V_{i(s) j} left[s, j] (right[s]ᵀ v_t),   S_tᵀ u_t = Σ_{s, j} V_{i(s) j} right[s] (left[s, j]ᵀ u_t),
 which never form G_t, δ or S. Shared LoRA is one factor Q of the block-diagonal update (off-diagonal blocks of
 u vᵀ reach no weight); per-matrix LoRA (rank r on each block, what PEFT does) is the same F_P restricted to
 factors with the block pattern of :func:`per_matrix_mask` (gradient multiplied by the mask).
@@ -31,17 +31,17 @@ from verify.instance import Instance
 
 class TorchSensing:
     """The torch twin of ``theory.sensing.BlockSensing``: a list of blocks, each ("dense", Gmat_t (N·K, m_t·n_t))
-    or ("factored", left (N, K, L, m_t), right (N, L, n_t)), with the row and column offsets of block t."""
+    or ("factored", left (T·K, m_t), right (T, n_t), owner (T,)) with owner[s] the example of token s, and the
+    row and column offsets of block t."""
 
     def __init__(self, op: BlockSensing, device=None, dtype=torch.float64):
         as_t = lambda a: torch.as_tensor(a, dtype=dtype, device=device)  # noqa: E731
         self.N, self.K, self.m, self.n = op.shape
         self.slices = op.slices()
         self.shapes = op.block_shapes
-        # factored blocks as matrices: left (N·K·L, m_t), right (N·L, n_t), and L
         self.blocks = [("dense", as_t(b.G).reshape(self.N * self.K, -1)) if isinstance(b, DenseBlock)
-                       else ("factored", as_t(b.left).reshape(-1, b.shape[0]), as_t(b.right).reshape(-1, b.shape[1]),
-                             b.left.shape[2]) for b in op.blocks]
+                       else ("factored", as_t(b.left).reshape(-1, b.shape[0]), as_t(b.right),
+                             torch.as_tensor(b.owner, device=device)) for b in op.blocks]
 
     def outputs(self, u: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, list]:
         """(A(u vᵀ) (S, N, K), per block the factored products or None) for u (S, m, r), v (S, n, r)."""
@@ -54,16 +54,16 @@ class TorchSensing:
                 parts.append(None)
             else:
                 lu, xv = self._factor_products(blk, ut, vt)
-                out = out + (lu * xv.unsqueeze(2)).sum(dim=(3, 4))
+                tok = (lu * xv.unsqueeze(2)).sum(dim=3)                                  # (S, T, K)
+                out = out + tok.new_zeros(tok.shape[0], self.N, self.K).index_add_(1, blk[3], tok)
                 parts.append((lu, xv))
         return out, parts
 
     def _factor_products(self, blk, ut, vt):
-        """(left·u_t (S, N, K, L, r), right·v_t (S, N, L, r)) of a factored block."""
-        S, r, L = ut.shape[0], ut.shape[2], blk[3]
-        lu = torch.matmul(blk[1], ut).reshape(S, self.N, self.K, L, r)
-        xv = torch.matmul(blk[2], vt).reshape(S, self.N, L, r)
-        return lu, xv
+        """(left·u_t (S, T, K, r), right·v_t (S, T, r)) of a factored block."""
+        S, r = ut.shape[0], ut.shape[2]
+        lu = torch.matmul(blk[1], ut).reshape(S, -1, self.K, r)
+        return lu, torch.matmul(blk[2], vt)
 
     def products(self, V: torch.Tensor, u: torch.Tensor, v: torch.Tensor, parts: list | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,11 +78,10 @@ class TorchSensing:
                 Sv[:, rows], Stu[:, cols] = St @ vt, St.transpose(1, 2) @ ut
             else:
                 lu, xv = part or self._factor_products(blk, ut, vt)
-                Vb = V[:, :, :, None, None]
-                C = (Vb * xv.unsqueeze(2)).reshape(V.shape[0], -1, ut.shape[2])   # (S, N·K·L, r)
+                Vt = V[:, blk[3], :, None]                                          # (S, T, K, 1): V of each token
+                C = (Vt * xv.unsqueeze(2)).reshape(V.shape[0], -1, ut.shape[2])     # (S, T·K, r)
                 Sv[:, rows] = torch.matmul(blk[1].T, C)
-                D = (Vb * lu).sum(dim=2).reshape(V.shape[0], -1, ut.shape[2])     # (S, N·L, r)
-                Stu[:, cols] = torch.matmul(blk[2].T, D)
+                Stu[:, cols] = torch.matmul(blk[2].T, (Vt * lu).sum(dim=2))         # (S, n_t, r)
         return Sv, Stu
 
 
