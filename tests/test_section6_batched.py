@@ -68,16 +68,33 @@ def test_tolerances_below_the_certificate_resolution_are_refused():
         check_tolerances((1e-1, GAP_RTOL))
 
 
-def test_float32_warm_phase_then_float64_certifies(rng):
-    """solve_bm with warm_dtype=float32 ends in float64 at the float64 stopping test, and certifies."""
+def test_float32_warm_phase_then_float64_certifies(rng, monkeypatch):
+    """solve_bm with warm_dtype=float32: a start whose float32 end point the float64 certificate proves optimal
+    ends there (its gradient norm recomputed in float64); the others continue in float64 from their float32 end
+    points to the float64 stopping test — one start of each in one batch (start 1's warm certificate withheld)."""
     from verify.certify import certify
-    from verify.solvers.bm import solve_bm
+    from verify.solvers.bm import driver, solve_bm_multistart
     inst = synthetic.gaussian(rng, 6, 2, 8, 8, lam=0.05)
-    res = solve_bm(inst, 4, starts=1, init="lora", rng=np.random.default_rng(0), device="cpu",
-                   warm_dtype=torch.float32)
-    assert res.extra["warm_dtype"] == "float32" and res.extra["dtype"] == "float64"
-    assert len(res.history) == res.iterations + 1
-    assert certify(inst, Q=res.Q).certified
+    real = driver._certified_warm_ends
+    warm_ends = {}
+
+    def withhold_start_1(inst_, warm):
+        ok, g64 = real(inst_, warm)
+        warm_ends.update(Q=warm.Q.copy(), iterations=warm.iterations.copy(), ok=ok.copy())
+        return ok & (np.arange(len(ok)) != 1), g64
+
+    monkeypatch.setattr(driver, "_certified_warm_ends", withhold_start_1)
+    res = solve_bm_multistart(inst, 4, starts=2, init="lora", rng=np.random.default_rng(0), device="cpu",
+                              warm_dtype=torch.float32)
+    assert warm_ends["ok"][0], "the float32 end point of start 0 should certify in float64 on this instance"
+    done, rest = res
+    assert done.extra["warm_certified"] and not rest.extra["warm_certified"]
+    np.testing.assert_array_equal(done.Q, warm_ends["Q"][0])
+    assert done.iterations == warm_ends["iterations"][0] and "warm phase" in done.message
+    assert done.grad_norm == pytest.approx(certify(inst, Q=done.Q).first_order_residual)
+    assert rest.iterations > warm_ends["iterations"][1] and len(rest.history) == rest.iterations + 1
+    assert rest.grad_norm <= driver.grad_rtol(torch.float64) * max(1.0, np.linalg.norm(rest.Q))
+    assert all(r.extra["warm_dtype"] == "float32" and r.status.trusted and certify(inst, Q=r.Q).certified for r in res)
 
 
 def test_lbfgs_compact_form_equals_the_bfgs_recursion(rng):

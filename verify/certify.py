@@ -98,7 +98,7 @@ def certify(inst: Instance, *, delta: np.ndarray | None = None, Q: np.ndarray | 
         objective, H, sv, MQ, lmin = _block_parts(inst, Q)
     else:
         delta = Q[:inst.m] @ Q[inst.m:].T
-        sv = scipy.linalg.svdvals(delta, check_finite=False)
+        sv = factor_singular_values(Q[:inst.m], Q[inst.m:])  # σ(u vᵀ) from the (r, r) core, no (m, n) SVD
         objective = inst.risk(delta) + inst.lam * float(sv.sum())
         H = inst.lora_objective(Q)
         S = risk_gradient(inst.G, inst.f0, inst.Y, inst.loss, delta)

@@ -195,12 +195,13 @@ class Instance:
         return lm.regularized_risk(self.G, self.f0, self.Y, self.loss, self.lam, delta)
 
     def factor_objective(self, Q: np.ndarray) -> float:
-        """L̂_λ(u vᵀ) for Q = [u; v] (m + n, r); with block storage without forming u vᵀ (‖u vᵀ‖_* from two thin
-        QRs, ``theory.sensing.factor_singular_values``), else ``objective(u @ v.T)``."""
+        """L̂_λ(u vᵀ) for Q = [u; v] (m + n, r), ‖u vᵀ‖_* from two thin QRs (``theory.sensing.factor_singular_values``,
+        no SVD of an (m, n) matrix); with block storage without forming u vᵀ at all."""
         u, v = Q[:self.m], Q[self.m:]
-        if not is_operator(self.G):
-            return self.objective(u @ v.T)
-        risk = float(np.mean(self.loss_fn.value(self.f0 + self.G.apply_factors(u, v), self.Y)))
+        if is_operator(self.G):
+            risk = float(np.mean(self.loss_fn.value(self.f0 + self.G.apply_factors(u, v), self.Y)))
+        else:
+            risk = self.risk(u @ v.T)
         return risk + self.lam * float(factor_singular_values(u, v).sum())
 
     def lora_objective(self, Q: np.ndarray) -> float:

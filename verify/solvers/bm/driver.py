@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from theory.linearized_model import sensing_norm_squared
+from verify.certify import certify
 from verify.device import device_for
 from verify.instance import Instance, check_int
 from verify.results import SolveResult, SolveStatus
@@ -20,7 +21,7 @@ from verify.solvers.bm.initialisation import initial_factors
 from verify.solvers.bm.optimizers import Trace, optimize
 from verify.solvers.bm.problem import TorchLoRAProblem
 from verify.solvers.bm.scipy_lbfgsb import run_lbfgsb
-from verify.tolerances import GRAD_RTOL
+from verify.tolerances import GRAD_RTOL, WARM_GRAD_RTOL
 
 METHODS = ("gd", "bb", "lbfgs", "lbfgsb")
 #: the torch dtypes the solver runs in, with the numpy dtype that keys GRAD_RTOL
@@ -53,7 +54,9 @@ def safe_step(inst: Instance, Q0: np.ndarray) -> np.ndarray:
     return 1.0 / L
 
 
-def _status(trace: Trace, s: int, tol: float) -> tuple[SolveStatus, str]:
+def _status(trace: Trace, s: int, tol: float, warm_certified: bool = False) -> tuple[SolveStatus, str]:
+    if warm_certified:
+        return SolveStatus.CONVERGED, "the float64 certificate passed at the end of the warm phase"
     if trace.failed[s]:
         return SolveStatus.FAILED, "non-finite F_P or gradient (diverged)"
     if trace.converged[s]:
@@ -63,11 +66,12 @@ def _status(trace: Trace, s: int, tol: float) -> tuple[SolveStatus, str]:
     return SolveStatus.MAX_ITER, "time limit reached" if trace.timed_out else "iteration budget exhausted"
 
 
-def _result(inst: Instance, trace: Trace, s: int, tol: float, extra: dict) -> SolveResult:
+def _result(inst: Instance, trace: Trace, s: int, tol: float, extra: dict, warm_certified: bool = False
+            ) -> SolveResult:
     """SolveResult of start s with L̂_λ(u vᵀ) and F_P(Q) recomputed in float64 numpy; it keeps Q only (δ = u vᵀ
     is formed by ``SolveResult.delta`` when read, never here)."""
     Q = trace.Q[s]
-    status, message = _status(trace, s, tol)
+    status, message = _status(trace, s, tol, warm_certified)
     objective = F_P = float("nan")
     if np.all(np.isfinite(Q)):
         objective, F_P = inst.factor_objective(Q), inst.lora_objective(Q)
@@ -115,6 +119,34 @@ def _chain(first: Trace, second: Trace) -> Trace:
                    norm_history=join(first.norm_history, second.norm_history))
 
 
+def _certified_warm_ends(inst: Instance, warm: Trace) -> tuple[np.ndarray, np.ndarray]:
+    """(certified (S,) bool, ‖∇F_P‖_F in float64 (S,)) at the warm phase's end points, by ``verify.certify``."""
+    certs = [certify(inst, Q=Q) for Q in warm.Q]
+    return np.array([c.certified for c in certs]), np.array([c.first_order_residual for c in certs])
+
+
+def _select(trace: Trace, idx: np.ndarray) -> Trace:
+    """The trace of the starts ``idx`` only."""
+    pick = lambda lists: [lists[i] for i in idx]  # noqa: E731
+    return replace(trace, Q=trace.Q[idx], gnorm=trace.gnorm[idx], iterations=trace.iterations[idx],
+                   evaluations=trace.evaluations[idx], converged=trace.converged[idx], failed=trace.failed[idx],
+                   stalled=trace.stalled[idx], history=pick(trace.history), grad_history=pick(trace.grad_history),
+                   norm_history=pick(trace.norm_history))
+
+
+def _merge(whole: Trace, part: Trace, idx: np.ndarray) -> Trace:
+    """``whole`` with the starts ``idx`` replaced by ``part`` (their later run); time and time-out from ``part``."""
+    arrays = {k: getattr(whole, k).copy() for k in ("Q", "gnorm", "iterations", "evaluations", "converged", "failed",
+                                                     "stalled")}
+    lists = {k: list(getattr(whole, k)) for k in ("history", "grad_history", "norm_history")}
+    for j, i in enumerate(idx):
+        for k, a in arrays.items():
+            a[i] = getattr(part, k)[j]
+        for k, lst in lists.items():
+            lst[i] = getattr(part, k)[j]
+    return replace(whole, **arrays, **lists, seconds=part.seconds, timed_out=part.timed_out)
+
+
 def solve_bm_multistart(inst: Instance, rank: int, *, starts: int = 1, init="lora",
                         rng: np.random.Generator | None = None, method: str = "lbfgs", lr: float | None = None,
                         max_iter: int = 20000, grad_tol: float | None = None, time_limit: float | None = None,
@@ -139,9 +171,11 @@ def solve_bm_multistart(inst: Instance, rank: int, *, starts: int = 1, init="lor
     (‖∇F_P‖_F, ‖Q‖_F) at Q0 and after every
     ``record_every``-th accepted step; solve_seconds = wall time of the whole batched run, device
     set-up included (synchronized on cuda), float64 post-processing excluded.
-    warm_dtype: run first in this dtype (float32: half the bytes per pass over G) to its own default
-    tolerance ``grad_rtol(warm_dtype)``, then continue in ``dtype`` from those end points (the budgets
-    max_iter and time_limit cover both phases; iterations and histories are those of both).
+    warm_dtype: run first in this dtype (float32: half the bytes per pass over G) to the stopping test with
+    ``WARM_GRAD_RTOL``; a start whose end point the float64 certificate (``verify.certify.certify``) already
+    proves optimal ends there (status CONVERGED, message saying so, grad_norm recomputed in float64); the others
+    continue in ``dtype`` from their end points (the budgets max_iter and time_limit cover both phases;
+    iterations and histories are those of both). ``extra["warm_certified"]`` says which.
     """
     _check_options(method, lr, max_iter, grad_tol, time_limit, dtype, record_every, warm_dtype)
     grad_tol = grad_rtol(dtype) if grad_tol is None else float(grad_tol)
@@ -156,15 +190,20 @@ def solve_bm_multistart(inst: Instance, rank: int, *, starts: int = 1, init="lor
     if method == "gd":
         steps = np.full(factors.shape[0], float(lr)) if lr is not None else safe_step(inst, factors)
     t0 = time.perf_counter()
-    warm = None
+    warm_certified = np.zeros(factors.shape[0], dtype=bool)
     if warm_dtype is not None and warm_dtype != dtype:
-        warm = _run(inst, dev, warm_dtype, factors, method, steps, grad_rtol(warm_dtype), int(max_iter), time_limit,
+        warm = _run(inst, dev, warm_dtype, factors, method, steps, WARM_GRAD_RTOL, int(max_iter), time_limit,
                     record_every, t0, mask)
-        factors = warm.Q
-    trace = _run(inst, dev, dtype, factors, method, steps, grad_tol,
-                 int(max_iter) - (0 if warm is None else int(warm.iterations.max())), time_limit, record_every, t0, mask)
-    if warm is not None:
-        trace = _chain(warm, trace)
+        warm_certified, g64 = _certified_warm_ends(inst, warm)
+        trace = replace(warm, gnorm=np.where(warm_certified, g64, warm.gnorm))
+        todo = np.flatnonzero(~warm_certified)
+        if todo.size:
+            rest = _run(inst, dev, dtype, warm.Q[todo], method, None if steps is None else steps[todo], grad_tol,
+                        int(max_iter) - int(warm.iterations.max()), time_limit, record_every, t0, mask)
+            trace = _merge(trace, _chain(_select(warm, todo), rest), todo)
+    else:
+        trace = _run(inst, dev, dtype, factors, method, steps, grad_tol, int(max_iter), time_limit, record_every, t0,
+                     mask)
     if method == "lbfgsb" and not trace.timed_out and np.any(~(trace.converged | trace.failed)):
         # SciPy stops where F_P no longer decreases at working precision, which can be short of the gradient
         # test; the batched L-BFGS (nonmonotone line search with roundoff slack) finishes those starts
@@ -177,7 +216,8 @@ def solve_bm_multistart(inst: Instance, rank: int, *, starts: int = 1, init="lor
     results = []
     for s in range(factors.shape[0]):
         step_info = {} if steps is None else {"lr": float(steps[s])}
-        results.append(_result(inst, trace, s, grad_tol, {**extra, **step_info}))
+        warm_info = {} if warm_dtype is None else {"warm_certified": bool(warm_certified[s])}
+        results.append(_result(inst, trace, s, grad_tol, {**extra, **step_info, **warm_info}, bool(warm_certified[s])))
     return results
 
 
