@@ -14,7 +14,7 @@ from pathlib import Path
 BEGIN, END = "<!-- speed-table -->", "<!-- /speed-table -->"
 SOLVER_NAMES = {"bm": "Burer–Monteiro (`bm`, L-BFGS, float64)",
                 "bm-lbfgsb": "`bm`, SciPy L-BFGS-B, one thread (`method=\"lbfgsb\"`)",
-                "bm-f32warm": "`bm`, float32 passes then float64 (`warm_dtype`)", "prox": "FISTA (`prox`)",
+                "bm-f32warm": "`bm`, float32 passes, float64 where the certificate needs it (`warm_dtype`)", "prox": "FISTA (`prox`)",
                 "cvxpy-SCS": "cvxpy SCS (nuclear norm, defaults)", "cvxpy-CLARABEL": "cvxpy Clarabel (nuclear norm)"}
 
 
