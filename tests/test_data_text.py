@@ -82,10 +82,10 @@ def test_report_cache_is_keyed_by_the_data():
 
 
 def test_real_instance_cache_folder_is_keyed_by_the_data(tmp_path, monkeypatch):
-    """The eNTK claims' instance cache lives in a folder named after the data hash (tiny BERT stands in)."""
+    """The eNTK claims' instance cache lives in a folder named after the data hash and the storage (tiny BERT stands in)."""
     monkeypatch.setattr(real_task, "load_text_model",
                         lambda name: models.tiny_bert(torch.Generator().manual_seed(0)))
     task = entk_claims._task.__wrapped__(str(tmp_path), 0)
-    folder = tmp_path / f"data{data_text.data_sha256()[:12]}-minilm-n{entk_claims.N_TRAIN}-seed0"
+    folder = tmp_path / f"data{data_text.data_sha256()[:12]}-minilm-n{entk_claims.N_TRAIN}-seed0-auto"
     assert sorted(f.name for f in folder.iterdir()) == ["test.npz", "train.npz"]
     assert task.train.provenance["data_sha256"] == data_text.data_sha256()

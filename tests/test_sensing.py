@@ -286,3 +286,25 @@ def test_gram_by_chunks(seed, N):
     op = random_block_sensing(np.random.default_rng(seed), N, 2, ("factored", "dense"), ((3, 2), (2, 2)), 2)
     Gm = op.dense().reshape(2 * N, -1)
     close(op.gram(chunk_bytes=1), Gm @ Gm.T)
+
+
+@given(block_instance_pairs(), seeds)
+def test_row_norms_radius_rademacher_and_seen_columns_agree(pair, seed):
+    """The generalization quantities (R, the exact Lemma C.4 sup per sign draw, its Frobenius bound) and the
+    columns A can see (Kim's sampled constants) are those of the dense G on block storage."""
+    from theory import generalization as gen
+    from theory.linearized_model import seen_columns
+    dense, block = pair
+    rng = np.random.default_rng(seed)
+    close(block.G.row_norms_squared(), gen.row_norms_squared(dense.G))
+    close(gen.sensing_radius(block.G), gen.sensing_radius(dense.G))
+    signs = rng.choice([-1.0, 1.0], size=(3, dense.N, dense.K))
+    close(gen.rademacher_sup(block.G, signs, 2.0), gen.rademacher_sup(dense.G, signs, 2.0))
+    close(gen.rademacher_sup(block.G, signs[0], 2.0), gen.rademacher_sup(dense.G, signs[0], 2.0))
+    close(gen.rademacher_frobenius_bound(block.G, 2.0), gen.rademacher_frobenius_bound(dense.G, 2.0))
+    delta = rng.standard_normal((dense.m, dense.n))
+    for G in (dense.G, block.G):
+        A, cols = seen_columns(G)
+        close(A @ delta.reshape(-1)[cols], lm.apply_A(dense.G, delta).reshape(-1))
+    for t, (r, c) in enumerate(block.G.slices()):
+        close(block.G.diagonal_block(t), dense.G[:, :, r, c])

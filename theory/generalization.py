@@ -32,6 +32,7 @@ import numpy as np
 from scipy.stats import binomtest
 
 from theory.losses import CrossEntropyLoss
+from theory.sensing import is_operator
 
 #: largest NK for which ``all_sign_patterns`` enumerates the 2^{NK} draws
 MAX_ENUMERATED_SIGNS = 16
@@ -51,10 +52,17 @@ def _check_positive(**values) -> None:
             raise ValueError(f"{name} must be > 0, got {v}")
 
 
-def sensing_radius(G: np.ndarray) -> float:
-    """R = max_ij ‖G[i, j]‖_F (the smallest R with ‖G^{(j)}(X_i)‖_F ≤ R on these examples)."""
-    n_ex, k = G.shape[:2]
-    return float(np.linalg.norm(G.reshape(n_ex * k, -1), axis=1).max())
+def sensing_radius(G) -> float:
+    """R = max_ij ‖G[i, j]‖_F (the smallest R with ‖G^{(j)}(X_i)‖_F ≤ R on these examples); G dense or a
+    ``theory.sensing.BlockSensing``."""
+    return float(np.sqrt(row_norms_squared(G).max()))
+
+
+def row_norms_squared(G) -> np.ndarray:
+    """‖G[i, j]‖_F² (N, K) for a dense G (N, K, m, n) or a ``BlockSensing``."""
+    if is_operator(G):
+        return G.row_norms_squared()
+    return np.einsum("nkab,nkab->nk", G, G)
 
 
 def confidence_factor(eta: float) -> float:
@@ -68,12 +76,18 @@ def signed_sum(G: np.ndarray, signs: np.ndarray) -> np.ndarray:
     return np.tensordot(signs, G, axes=([-2, -1], [0, 1]))
 
 
-def rademacher_sup(G: np.ndarray, signs: np.ndarray, D: float) -> np.ndarray | float:
-    """sup_{‖δ‖_* ≤ D} (1/N) Σ_ij ε_ij ⟨G[i, j], δ⟩ = (D/N) ‖Σ_ij ε_ij G[i, j]‖_op (Lemma C.4, exact).
+def rademacher_sup(G, signs: np.ndarray, D: float) -> np.ndarray | float:
+    """sup_{‖δ‖_* ≤ D} (1/N) Σ_ij ε_ij ⟨G[i, j], δ⟩ = (D/N) ‖Σ_ij ε_ij G[i, j]‖_op (Lemma C.4, exact); G dense or a
+    ``BlockSensing`` (one SVD per diagonal block).
 
     Float for signs (N, K); array (S,) for a batch of draws (S, N, K).
     """
-    out = D / G.shape[0] * np.linalg.norm(signed_sum(G, signs), ord=2, axis=(-2, -1))
+    if is_operator(G):  # block-diagonal Σ ε G: its operator norm is the largest block's
+        draws = np.reshape(signs, (-1,) + G.shape[:2])
+        norms = np.array([max(np.linalg.norm(St, ord=2) for St in G.adjoint_blocks(e)) for e in draws])
+        out = D / G.shape[0] * (norms.reshape(np.shape(signs)[:-2]) if np.ndim(signs) == 3 else norms[0])
+    else:
+        out = D / G.shape[0] * np.linalg.norm(signed_sum(G, signs), ord=2, axis=(-2, -1))
     return float(out) if np.ndim(out) == 0 else out
 
 
@@ -101,7 +115,7 @@ def empirical_rademacher(G: np.ndarray, signs: np.ndarray, D: float) -> float:
 
 def rademacher_frobenius_bound(G: np.ndarray, D: float) -> float:
     """(D/N) √(Σ_ij ‖G[i, j]‖_F²): the paper's intermediate (Jensen) bound on E_ε of the sup."""
-    return D / G.shape[0] * float(np.sqrt(np.sum(G * G)))
+    return D / G.shape[0] * float(np.sqrt(row_norms_squared(G).sum()))
 
 
 def rademacher_bound(R: float, D: float, K: int, N: int) -> float:

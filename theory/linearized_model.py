@@ -28,6 +28,22 @@ def sensing_matrix(G: np.ndarray) -> np.ndarray:
     return G.reshape(n_ex * k, m * n)
 
 
+def seen_columns(G) -> tuple[np.ndarray, np.ndarray]:
+    """(A_c (N·K, p), c (p,)): the columns c of the flattened δ (m·n) that A can see and A restricted to them, so
+    that A(δ) = A_c δ.ravel()[c]. Dense G: the columns of the sensing matrix that are not identically zero; a
+    ``BlockSensing``: the entries of its diagonal blocks, each block made dense in turn (never the whole G)."""
+    if not is_operator(G):
+        Amat = sensing_matrix(G)
+        cols = np.flatnonzero(np.any(Amat != 0, axis=0))
+        return np.ascontiguousarray(Amat[:, cols]), cols
+    N, K, m, n = G.shape
+    nk = N * K
+    cols = [(np.arange(r.start, r.stop)[:, None] * n + np.arange(c.start, c.stop)[None, :]).ravel()
+            for r, c in G.slices()]
+    A = np.concatenate([G.diagonal_block(t).reshape(nk, -1) for t in range(len(G.blocks))], axis=1)
+    return A, np.concatenate(cols)
+
+
 def sensing_norm_squared(G: np.ndarray) -> float:
     """‖A‖²_op = λ_max(A Aᵀ), from the (N·K, N·K) Gram matrix of the sensing matrix."""
     if is_operator(G):

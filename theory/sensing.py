@@ -61,6 +61,10 @@ class DenseBlock:
         N, K, m, n = self.G.shape
         return (V.reshape(N * K) @ self.G.reshape(N * K, m * n)).reshape(m, n)
 
+    def row_norms_squared(self) -> np.ndarray:
+        """‖G_t[i, j]‖_F² (N, K)."""
+        return np.einsum("nkab,nkab->nk", self.G, self.G)
+
     def dense_rows(self, rows: slice) -> np.ndarray:
         """G_t[rows] (B, K, m_t, n_t)."""
         return self.G[rows]
@@ -146,6 +150,15 @@ class FactoredBlock:
         W = np.einsum("tk,tka->ta", V[self.owner], self.left)              # (T, m_t)
         return W.T @ self.right
 
+    def row_norms_squared(self) -> np.ndarray:
+        """‖G_t[i, j]‖_F² (N, K) = Σ_{s, s' ∈ tokens(i)} ⟨left[s, j], left[s', j]⟩⟨right[s], right[s']⟩."""
+        out = np.zeros((self.N, self.K))
+        for i in range(self.N):
+            s = slice(self.offsets[i], self.offsets[i + 1])
+            out[i] = np.einsum("ska,tka,st->k", self.left[s], self.left[s],
+                               self.right[s] @ self.right[s].T)
+        return out
+
     def dense_rows(self, rows: slice) -> np.ndarray:
         """G_t[rows] (B, K, m_t, n_t)."""
         idx = range(self.N)[rows]
@@ -229,6 +242,14 @@ class BlockSensing:
         for St, (r, c) in zip(self.adjoint_blocks(V), self.slices()):
             S[r, c] = St
         return S
+
+    def row_norms_squared(self) -> np.ndarray:
+        """‖G[i, j]‖_F² (N, K), summed over the blocks."""
+        return sum(b.row_norms_squared() for b in self.blocks)
+
+    def diagonal_block(self, t: int) -> np.ndarray:
+        """Block t as a dense G_t (N, K, m_t, n_t)."""
+        return self.blocks[t].dense_rows(slice(None))
 
     def dense_rows(self, rows: slice) -> np.ndarray:
         """The dense G[rows] (B, K, m, n) (block-diagonal, zeros elsewhere): small sizes only."""

@@ -3,7 +3,7 @@ setting: N = 32 sentences, K = 2 prompt-style class scores, last layer's query a
 m = n = 768 block-diagonal, cross-entropy, λ = 0.01).
 
 The instance is extracted once per seed and data file and cached beside the report cache
-(``OUT/.cache/data<sha256[:12]>-minilm-n32-seed<seed>/``), so a later quick run on the same data reuses it.
+(``OUT/.cache/data<sha256[:12]>-minilm-n32-seed<seed>-auto/``), so a later quick run on the same data reuses it.
 """
 from __future__ import annotations
 
@@ -77,8 +77,9 @@ def _task(cache_root: str, seed: int) -> real_task.RealTask:
     """The real task; G and f0 come from the cached instance files when present (else extracted and cached).
 
     The folder name starts with the first 12 hex digits of the data file's sha256, so instances extracted from
-    another version of ``verify/data/sentiment.tsv`` are never reused."""
-    folder = Path(cache_root) / f"data{data_text.data_sha256()[:12]}-minilm-n{N_TRAIN}-seed{seed}"
+    another version of ``verify/data/sentiment.tsv`` are never reused; it names the storage too (block / factored
+    by per-sample gradient hooks, ``real_task.build_task``'s default)."""
+    folder = Path(cache_root) / f"data{data_text.data_sha256()[:12]}-minilm-n{N_TRAIN}-seed{seed}-auto"
     text_model = real_task.load_text_model("minilm")
     train_file, test_file = folder / "train.npz", folder / "test.npz"
     if train_file.exists() and test_file.exists():

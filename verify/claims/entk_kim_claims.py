@@ -11,6 +11,7 @@ import numpy as np
 
 from theory import fails_loudly as fl
 from theory.linearized_model import apply_A, sensing_norm_squared
+from theory.sensing import is_operator
 from verify.claims.base import ClaimOutcome, ClaimSpec, Context, ControlKind, Profiles, Timer, control
 from verify.claims.entk_claims import optimum_for, task_for
 from verify.certify import certify, certify_result
@@ -65,7 +66,7 @@ def _null_witness(inst, blocks, rng) -> tuple[np.ndarray, float]:
     """A unit rank-1 Δ in the first diagonal block with A(Δ) = 0, and ‖A(Δ)‖_F / ‖A‖_op."""
     rows, cols = blocks[0]
     b = rng.standard_normal(cols.stop - cols.start)
-    d = fl.null_direction(inst.G[:, :, rows, cols], b)
+    d = fl.null_direction(inst.G.diagonal_block(0) if is_operator(inst.G) else inst.G[:, :, rows, cols], b)
     if d is None:
         return None, np.inf
     Delta = np.zeros((inst.m, inst.n))

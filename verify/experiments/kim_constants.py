@@ -20,7 +20,7 @@ import numpy as np
 
 from theory import fails_loudly as fl
 from theory.lemma_2_2 import balanced_factors
-from theory.linearized_model import sensing_matrix
+from theory.linearized_model import seen_columns
 
 #: samples formed densely at once (m·n floats each, twice)
 CHUNK = 25
@@ -123,11 +123,9 @@ def rsm_direction_sample(rng: np.random.Generator, X: np.ndarray) -> np.ndarray:
 def linearized_estimates(inst, X_star: np.ndarray, r: int, D: float, count: int, rng: np.random.Generator,
                          blocks=None) -> ConstantEstimates:
     """Sampled RSC / RSM ratios of the unregularized linearized risk L̂ of ``inst`` about X* at rank r
-    (``count`` points X, one direction E per point). Only the columns of A that are not identically zero are
-    used (a block-diagonal G is half zeros)."""
-    Amat = sensing_matrix(inst.G)
-    cols = np.flatnonzero(np.any(Amat != 0, axis=0))
-    A = np.ascontiguousarray(Amat[:, cols])
+    (``count`` points X, one direction E per point). Only the columns of A it can see are used
+    (``theory.linearized_model.seen_columns``: a block-diagonal G is half zeros)."""
+    A, cols = seen_columns(inst.G)
     N, K = inst.f0.shape
     y_star = inst.f0 + (A @ X_star.reshape(-1)[cols]).reshape(N, K)
     rsc, rsm, dist = [], [], []
