@@ -97,6 +97,31 @@ def test_float32_warm_phase_then_float64_certifies(rng, monkeypatch):
     assert all(r.extra["warm_dtype"] == "float32" and r.status.trusted and certify(inst, Q=r.Q).certified for r in res)
 
 
+@pytest.mark.parametrize("record_every", [1, 3])
+def test_two_phase_history_keeps_every_record(monkeypatch, record_every):
+    """A warm phase continued in float64 keeps every recorded entry of both phases: the first phase's last entry
+    is dropped only when it is the end point that the second phase re-evaluates (record_every 1 and 3; with 3 the
+    warm phase ends between two records on this instance, the case an earlier join lost an entry in)."""
+    from verify.solvers.bm import driver, solve_bm
+    inst = synthetic.gaussian(np.random.default_rng(0), 6, 2, 8, 8, lam=0.05)
+    phases = []
+    real_run = driver._run
+
+    def run(*args):
+        trace = real_run(*args)
+        phases.append((int(trace.iterations[0]), len(trace.history[0])))
+        return trace
+
+    monkeypatch.setattr(driver, "_run", run)
+    monkeypatch.setattr(driver, "_certified_warm_ends", lambda inst_, warm: (np.zeros(len(warm.Q), bool), warm.gnorm))
+    res = solve_bm(inst, 4, starts=1, init="lora", rng=np.random.default_rng(0), device="cpu",
+                   warm_dtype=torch.float32, record_every=record_every)
+    (i1, n1), (i2, n2) = phases
+    assert record_every == 1 or i1 % record_every != 0
+    assert n1 == 1 + i1 // record_every and n2 == 1 + i2 // record_every
+    assert len(res.history) == n1 + n2 - (i1 % record_every == 0) and res.iterations == i1 + i2
+
+
 def test_lbfgs_compact_form_equals_the_bfgs_recursion(rng):
     """The compact L-BFGS H g equals the dense BFGS inverse update from H₀ = γI over the accepted pairs, a
     rejected pair (zeros, not curvature) being inert."""

@@ -11,8 +11,10 @@ thread while it runs (``PeakMemory``; torch's allocations and the library code f
 ``ru_maxrss`` would hide it: the process's maximum is reached earlier, while the model is loaded and the
 instance extracted (and the memory freed since then is handed back first, else the solve reuses it unseen);
 tracemalloc, which sees numpy's allocations but not torch's, inflates the resident set
-by its own bookkeeping, so it is not run alongside. Elsewhere peak memory is ``ru_maxrss``; ``extra_info``
-records it, the stored bytes of G and the certificate.
+by its own bookkeeping, so it is not run alongside. The all-layer solve is measured twice: the timed first solve
+(library code paged in on first use included) and an untimed second one (``second_solve_growth_bytes``: the
+working set of the solve itself). Elsewhere peak memory is ``ru_maxrss``; ``extra_info`` records it, the stored
+bytes of G and the certificate.
 """
 from __future__ import annotations
 
@@ -118,9 +120,12 @@ def test_bench_all_layer_certified_solve(benchmark, all_layer_file):
             return certify_result(inst, solve_bm(inst, RANK, rng=np.random.default_rng(0), device="cpu"))
 
     c = benchmark.pedantic(solve, rounds=1, iterations=1)
+    cold = peak.rss
+    solve()  # again, untimed: the library code is paged in and first-use buffers exist now
     benchmark.extra_info.update(certified=c.certified, gap_bound=c.gap_bound, rank=c.rank,
-                                stored_G_bytes=inst.G.nbytes, peak_growth_bytes=peak.rss,
-                                peak_growth_over_G=peak.rss / inst.G.nbytes)
+                                stored_G_bytes=inst.G.nbytes, peak_growth_bytes=cold,
+                                peak_growth_over_G=cold / inst.G.nbytes, second_solve_growth_bytes=peak.rss,
+                                second_solve_growth_over_G=peak.rss / inst.G.nbytes)
     assert c.certified, c.reason
 
 

@@ -109,10 +109,13 @@ def _run(inst, dev, dtype, factors, method, steps, grad_tol, max_iter, time_limi
                     time_limit, int(record_every), t0)
 
 
-def _chain(first: Trace, second: Trace) -> Trace:
-    """One trace of two consecutive phases: the end of the second, counts and histories of both (the second
-    phase's history starts at the first's end point, re-evaluated in its dtype, which replaces it)."""
-    join = lambda a, b: [x[:-1] + y for x, y in zip(a, b)]  # noqa: E731
+def _chain(first: Trace, second: Trace, record_every: int) -> Trace:
+    """One trace of two consecutive phases: the end of the second, counts and histories of both. The second
+    phase's history starts at the first's end point, re-evaluated in its dtype; that entry replaces the first
+    phase's last one when that one is the same point (its iteration count a multiple of ``record_every``)."""
+    def join(a, b):
+        return [x[:-1] + y if it % record_every == 0 else x + y for x, y, it in zip(a, b, first.iterations)]
+
     return replace(second, iterations=first.iterations + second.iterations,
                    evaluations=first.evaluations + second.evaluations,
                    history=join(first.history, second.history), grad_history=join(first.grad_history, second.grad_history),
@@ -200,7 +203,7 @@ def solve_bm_multistart(inst: Instance, rank: int, *, starts: int = 1, init="lor
         if todo.size:
             rest = _run(inst, dev, dtype, warm.Q[todo], method, None if steps is None else steps[todo], grad_tol,
                         int(max_iter) - int(warm.iterations.max()), time_limit, record_every, t0, mask)
-            trace = _merge(trace, _chain(_select(warm, todo), rest), todo)
+            trace = _merge(trace, _chain(_select(warm, todo), rest, int(record_every)), todo)
     else:
         trace = _run(inst, dev, dtype, factors, method, steps, grad_tol, int(max_iter), time_limit, record_every, t0,
                      mask)
@@ -209,7 +212,7 @@ def solve_bm_multistart(inst: Instance, rank: int, *, starts: int = 1, init="lor
         # test; the batched L-BFGS (nonmonotone line search with roundoff slack) finishes those starts
         polish = _run(inst, dev, dtype, trace.Q, "lbfgs", None, grad_tol, int(max_iter) - int(trace.iterations.max()),
                       time_limit, record_every, t0, mask)
-        trace = _chain(trace, polish)
+        trace = _chain(trace, polish, int(record_every))
     extra = {"device": str(dev), "method": method, "init": init if Q0 is None and isinstance(init, str) else "array",
              "dtype": str(dtype).removeprefix("torch."), "grad_tol": grad_tol,
              "warm_dtype": None if warm_dtype is None else str(warm_dtype).removeprefix("torch.")}
