@@ -308,3 +308,14 @@ def test_row_norms_radius_rademacher_and_seen_columns_agree(pair, seed):
         close(A @ delta.reshape(-1)[cols], lm.apply_A(dense.G, delta).reshape(-1))
     for t, (r, c) in enumerate(block.G.slices()):
         close(block.G.diagonal_block(t), dense.G[:, :, r, c])
+
+
+@given(block_instance_pairs(), seeds)
+def test_mu_klabjan_rule_runs_alike_on_blocks(pair, seed):
+    """Mu–Klabjan's step-size rule (‖∇L‖_F from the diagonal blocks) gives the dense run's records on blocks."""
+    from verify.experiments.mu_klabjan import lora_starts, run_rule
+    dense, block = pair
+    Q0 = lora_starts(dense, (1, 2), 1.0, np.random.default_rng(seed))
+    a, b = run_rule(dense, Q0, 3, device="cpu"), run_rule(block, Q0, 3, device="cpu")
+    for field in ("J", "J_next", "grad_sq", "eta", "V_sq", "gradL"):
+        close(getattr(b, field), getattr(a, field))

@@ -70,11 +70,9 @@ def run_rule(inst: Instance, Q0: np.ndarray, steps: int, *, multiplier: float = 
     rec = {k: np.empty((S, steps)) for k in ("J", "J_next", "grad_sq", "eta", "V_sq", "gradL")}
     ev = prob.evaluate(Q)
     for t in range(steps):
-        gradL = prob.risk_gradient(ev.yhat)                                    # (S, m, n)
-        u, v = Q[:, :prob.m], Q[:, prob.m:]
-        g = torch.cat([gradL @ v, gradL.transpose(1, 2) @ u], dim=1) + inst.lam * Q
+        g = prob.gradient(Q, ev)                                               # ∇J = [S v; Sᵀ u] + λ Q
         V_sq = torch.sum(Q * Q, dim=(1, 2)).cpu().numpy()
-        gL = torch.linalg.matrix_norm(gradL).cpu().numpy()
+        gL = prob.risk_gradient_norm(ev.yhat).cpu().numpy()                    # ‖∇L(u vᵀ)‖_F
         eta = step_size(V_sq, gL, L, inst.lam)                                 # (S,)
         Q = Q - torch.as_tensor(multiplier * eta, dtype=Q.dtype, device=Q.device)[:, None, None] * g
         ev_next = prob.evaluate(Q)

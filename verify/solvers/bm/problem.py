@@ -65,6 +65,17 @@ class TorchSensing:
         lu = torch.matmul(blk[1], ut).reshape(S, -1, self.K, r)
         return lu, torch.matmul(blk[2], vt)
 
+    def adjoint_blocks(self, V: torch.Tensor) -> list[torch.Tensor]:
+        """The diagonal blocks S_t = A_t*(V) (S, m_t, n_t) of A*(V), for V (S, N, K)."""
+        out = []
+        for blk, (mt, nt) in zip(self.blocks, self.shapes):
+            if blk[0] == "dense":
+                out.append((V.reshape(V.shape[0], -1) @ blk[1]).reshape(-1, mt, nt))
+            else:
+                W = torch.einsum("stk,tka->sta", V[:, blk[3]], blk[1].reshape(-1, self.K, mt))  # (S, T, m_t)
+                out.append(W.transpose(1, 2) @ blk[2])
+        return out
+
     def products(self, V: torch.Tensor, u: torch.Tensor, v: torch.Tensor, parts: list | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor]:
         """(S v (S, m, r), Sᵀ u (S, n, r)) with S = A*(V) block-diagonal, for V (S, N, K); ``parts`` from
@@ -207,6 +218,13 @@ class TorchLoRAProblem:
         V = self.residual_weights(yhat)
         n = self.Gmat.shape[1] // self.m
         return (V.reshape(V.shape[0], -1) @ self.Gmat).reshape(V.shape[0], self.m, n)
+
+    def risk_gradient_norm(self, yhat: torch.Tensor) -> torch.Tensor:
+        """‖∇L̂(u vᵀ)‖_F = ‖A*(V)‖_F (S,), from the diagonal blocks with block storage (S is zero elsewhere)."""
+        if self.sensing is None:
+            return torch.linalg.matrix_norm(self.risk_gradient(yhat))
+        blocks = self.sensing.adjoint_blocks(self.residual_weights(yhat))
+        return torch.sqrt(sum(torch.sum(St * St, dim=(1, 2)) for St in blocks))
 
     def gradient(self, Q: torch.Tensor, ev: Evaluation) -> torch.Tensor:
         """∇F_P(Q) = M Q = [S v; Sᵀ u] + λ Q + 2 P Q, shape (S, m + n, r): ``theory.optimality.apply_M``
