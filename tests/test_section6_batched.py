@@ -9,6 +9,7 @@ from theory import optimality
 from verify import synthetic
 from verify.claims.rank_speed_check import check_tolerances
 from verify.experiments import gd, rank_protocols
+from verify.solvers.bm.optimizers import LBFGS_MEMORY
 from verify.tolerances import GAP_RTOL, S6_MIN_RTOL_OVER_GAP, exact_rtol
 
 
@@ -122,21 +123,22 @@ def test_two_phase_history_keeps_every_record(monkeypatch, record_every):
     assert len(res.history) == n1 + n2 - (i1 % record_every == 0) and res.iterations == i1 + i2
 
 
-def test_lbfgs_compact_form_equals_the_bfgs_recursion(rng):
-    """The compact L-BFGS H g equals the dense BFGS inverse update from H₀ = γI over the accepted pairs, a
-    rejected pair (zeros, not curvature) being inert."""
+@pytest.mark.parametrize("n_pairs", [4, LBFGS_MEMORY + 3])
+def test_lbfgs_compact_form_equals_the_bfgs_recursion(rng, n_pairs):
+    """The compact L-BFGS H g equals the dense BFGS inverse update from H₀ = γI over the accepted pairs among the
+    last LBFGS_MEMORY pushed, a rejected pair (zeros, not curvature) and an empty slot being inert — with fewer
+    pairs than slots and after the ring buffer has wrapped around."""
     from verify.solvers.bm.optimizers import _LBFGSRule
-    D, M = 6, 4
+    D = 6
     rule = _LBFGSRule(torch.ones(1, dtype=torch.float64))
-    pairs = []
-    for k in range(M):
+    pushed = []
+    for k in range(n_pairs):
         s = rng.standard_normal(D)
         y = s + 0.3 * rng.standard_normal(D)
-        accepted = k != 2
-        rule.pairs.append((torch.tensor(s if accepted else 0 * s)[None], torch.tensor(y if accepted else 0 * y)[None],
-                           torch.tensor([accepted])))
-        if accepted:
-            pairs.append((s, y))
+        accepted = k % 5 != 2
+        rule.push(torch.tensor(s)[None], torch.tensor(y)[None], torch.tensor([accepted]))
+        pushed.append((s, y, accepted))
+    pairs = [(s, y) for s, y, ok in pushed[-LBFGS_MEMORY:] if ok]
     gamma = pairs[-1][0] @ pairs[-1][1] / (pairs[-1][1] @ pairs[-1][1])
     rule.gamma = torch.tensor([gamma])
     H = gamma * np.eye(D)

@@ -135,35 +135,55 @@ class _LBFGSRule:
     curvature pair; unit trial step; −γ ∇F_P when H fails to give a descent direction."""
 
     def __init__(self, gamma: torch.Tensor):
-        self.pairs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self.gamma = gamma
+        self.count = 0            # pairs pushed so far; slot k % LBFGS_MEMORY holds the k-th
+        self.S_buf = self.Y_buf = self.inert = None
+
+    def push(self, s: torch.Tensor, y: torch.Tensor, curvature: torch.Tensor) -> None:
+        """Store the pair (s, y) (S, D) of every start (zeros where not ``curvature``) in the ring buffers
+        (S, LBFGS_MEMORY, D), overwriting the oldest: no buffer is reallocated after the first pair (restacking
+        ten (S, D) pairs every step took a third of an all-layer solve's time and its working set)."""
+        if self.S_buf is None:
+            S, D = s.shape
+            self.S_buf = s.new_zeros(S, LBFGS_MEMORY, D)
+            self.Y_buf = s.new_zeros(S, LBFGS_MEMORY, D)
+            self.inert = torch.ones(S, LBFGS_MEMORY, dtype=torch.bool, device=s.device)
+        slot = self.count % LBFGS_MEMORY
+        keep = curvature[:, None]
+        self.S_buf[:, slot] = torch.where(keep, s, 0.0)
+        self.Y_buf[:, slot] = torch.where(keep, y, 0.0)
+        self.inert[:, slot] = ~curvature
+        self.count += 1
 
     def update(self, ok: torch.Tensor, s: torch.Tensor, y: torch.Tensor, st: _State):
         """After the steps s = Q⁺ − Q with y = ∇F(Q⁺) − ∇F(Q) accepted where ``ok``: (d, t) for every start."""
         sy, yy = _inner(s, y), _inner(y, y)
         curvature = ok & (sy > CURVATURE_RTOL * torch.sqrt(_inner(s, s) * yy))
         self.gamma = torch.where(curvature, sy / torch.where(curvature, yy, 1.0), self.gamma)
-        keep = curvature[:, None]
-        pair = (torch.where(keep, s.flatten(1), 0.0), torch.where(keep, y.flatten(1), 0.0), curvature)
-        self.pairs = (self.pairs + [pair])[-LBFGS_MEMORY:]
+        self.push(s.flatten(1), y.flatten(1), curvature)
         d = -self._apply_inverse_hessian(st.g)
         descent = _inner(d, st.g) < 0
         d = torch.where(_bcast(descent), d, -_bcast(self.gamma) * st.g)
         return d, torch.ones_like(sy)
 
     def _apply_inverse_hessian(self, g: torch.Tensor) -> torch.Tensor:
-        """H g for the L-BFGS inverse-Hessian approximation H, g (S, d, r)."""
-        Sm = torch.stack([p[0] for p in self.pairs], dim=1)                  # (S, M, D)
-        Ym = torch.stack([p[1] for p in self.pairs], dim=1)
-        inert = ~torch.stack([p[2] for p in self.pairs], dim=1)              # (S, M)
+        """H g for the L-BFGS inverse-Hessian approximation H, g (S, d, r). The buffers are in slot order; the
+        compact form needs the pairs in the order they came (R is a triangle of SᵀY), so only the small
+        (M, ·) products are permuted (``order``: slots oldest first; empty slots are inert zeros)."""
+        order = torch.arange(self.count, self.count + LBFGS_MEMORY, device=g.device) % LBFGS_MEMORY
+        Sm, Ym = self.S_buf, self.Y_buf                                      # (S, M, D) in slot order
+        inert = self.inert[:, order]                                         # (S, M) oldest first
         gamma = self.gamma[:, None, None]
         gf = g.flatten(1)[:, :, None]                                        # (S, D, 1)
-        SY = Sm @ Ym.transpose(1, 2)                                         # (S, M, M)
+        SY = (Sm @ Ym.transpose(1, 2))[:, order][:, :, order]               # (S, M, M) oldest first
+        YY = (Ym @ Ym.transpose(1, 2))[:, order][:, :, order]
         R = torch.triu(SY) + torch.diag_embed(inert.to(SY.dtype))
-        Ria = torch.linalg.solve_triangular(R, Sm @ gf, upper=True)         # R⁻¹ Sᵀg
-        inner = torch.diag_embed(torch.diagonal(SY, dim1=1, dim2=2)) + gamma * (Ym @ Ym.transpose(1, 2))
-        p = torch.linalg.solve_triangular(R.transpose(1, 2), inner @ Ria - gamma * (Ym @ gf), upper=False)
-        Hg = gamma * gf + Sm.transpose(1, 2) @ p - gamma * (Ym.transpose(1, 2) @ Ria)
+        Ria = torch.linalg.solve_triangular(R, (Sm @ gf)[:, order], upper=True)  # R⁻¹ Sᵀg
+        inner = torch.diag_embed(torch.diagonal(SY, dim1=1, dim2=2)) + gamma * YY
+        p = torch.linalg.solve_triangular(R.transpose(1, 2), inner @ Ria - gamma * (Ym @ gf)[:, order], upper=False)
+        slots = torch.empty_like(order)
+        slots[order] = torch.arange(LBFGS_MEMORY, device=g.device)        # position of each slot in ``order``
+        Hg = gamma * gf + Sm.transpose(1, 2) @ p[:, slots] - gamma * (Ym.transpose(1, 2) @ Ria[:, slots])
         return Hg.reshape(g.shape)
 
 
