@@ -173,7 +173,8 @@ def solve_bm_multistart(inst: Instance, rank: int, *, starts: int = 1, init="lor
     (non-finite values); iterations = accepted steps; history (grad_history, norm_history) = F_P
     (‖∇F_P‖_F, ‖Q‖_F) at Q0 and after every
     ``record_every``-th accepted step; solve_seconds = wall time of the whole batched run, device
-    set-up included (synchronized on cuda), float64 post-processing excluded.
+    set-up and the warm phase's float64 certificates included (synchronized on cuda), float64
+    post-processing excluded.
     warm_dtype: run first in this dtype (float32: half the bytes per pass over G) to the stopping test with
     ``WARM_GRAD_RTOL``; a start whose end point the float64 certificate (``verify.certify.certify``) already
     proves optimal ends there (status CONVERGED, message saying so, grad_norm recomputed in float64); the others
@@ -198,7 +199,7 @@ def solve_bm_multistart(inst: Instance, rank: int, *, starts: int = 1, init="lor
         warm = _run(inst, dev, warm_dtype, factors, method, steps, WARM_GRAD_RTOL, int(max_iter), time_limit,
                     record_every, t0, mask)
         warm_certified, g64 = _certified_warm_ends(inst, warm)
-        trace = replace(warm, gnorm=np.where(warm_certified, g64, warm.gnorm))
+        trace = replace(warm, gnorm=np.where(warm_certified, g64, warm.gnorm), seconds=time.perf_counter() - t0)
         todo = np.flatnonzero(~warm_certified)
         if todo.size:
             rest = _run(inst, dev, dtype, warm.Q[todo], method, None if steps is None else steps[todo], grad_tol,
