@@ -132,7 +132,7 @@ def random_block_sensing(rng: np.random.Generator, N: int, K: int, kinds: tuple[
     """A ``theory.sensing.BlockSensing`` with one block per kind ("dense" or "factored") of the given (m_t, n_t),
     standard normal entries scaled so that ‖G_t[i, j]‖_F ≈ 1; in a factored block each example has 0 … ``tokens``
     tokens (drawn; example 0 has ``tokens``), as examples of different lengths do."""
-    from theory.sensing import BlockSensing, DenseBlock, FactoredBlock
+    from theory.sensing import BlockSensing, DenseBlock, FactoredBlock, token_offsets
 
     blocks = []
     for kind, (mt, nt) in zip(kinds, shapes):
@@ -143,7 +143,7 @@ def random_block_sensing(rng: np.random.Generator, N: int, K: int, kinds: tuple[
             T, scale = int(counts.sum()), 1.0 / np.sqrt(tokens * mt * nt)
             blocks.append(FactoredBlock(rng.standard_normal((T, K, mt)) * np.sqrt(scale),
                                         rng.standard_normal((T, nt)) * np.sqrt(scale),
-                                        np.concatenate([[0], np.cumsum(counts)])))
+                                        token_offsets(counts)))
     return BlockSensing(tuple(blocks))
 
 

@@ -70,6 +70,11 @@ class DenseBlock:
         return self.G[rows]
 
 
+def token_offsets(counts) -> np.ndarray:
+    """The offsets (N + 1,) int64 of examples with ``counts`` (N,) tokens each: 0, c₀, c₀ + c₁, …"""
+    return np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]).astype(np.int64)
+
+
 @dataclass(frozen=True)
 class FactoredBlock:
     """G_t[i, j] = Σ_{s ∈ tokens(i)} left[s, j] right[s]ᵀ, the tokens of example i being s = offsets[i] …
@@ -93,17 +98,14 @@ class FactoredBlock:
     def without_zero_tokens(self) -> FactoredBlock:
         """The same block without the tokens s whose left[s] (K, m_t) is all zero (their terms are zero)."""
         keep = np.any(self.left != 0, axis=(1, 2))
-        counts = np.add.reduceat(keep, self.offsets[:-1]) if keep.size else np.zeros(self.N, dtype=np.int64)
-        counts = np.where(np.diff(self.offsets) > 0, counts, 0)  # reduceat of an empty range reads one element
         return FactoredBlock(np.ascontiguousarray(self.left[keep]), np.ascontiguousarray(self.right[keep]),
-                             np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
+                             token_offsets(np.bincount(self.owner[keep], minlength=self.N)))
 
     @classmethod
     def concatenate(cls, parts: list[FactoredBlock]) -> FactoredBlock:
         """The examples of ``parts`` (same K, m_t, n_t) one after the other."""
-        counts = np.concatenate([np.diff(p.offsets) for p in parts])
         return cls(np.concatenate([p.left for p in parts]), np.concatenate([p.right for p in parts]),
-                   np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
+                   token_offsets(np.concatenate([np.diff(p.offsets) for p in parts])))
 
     @property
     def N(self) -> int:
