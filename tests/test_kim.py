@@ -13,9 +13,9 @@ from theory import fails_loudly as fl
 from theory.linearized_model import apply_A, predictions
 from verify import entk, models, synthetic
 from verify.claims.kim_claims import optimum
-from verify.experiments.kim_actual import ActualRisk
+from verify.experiments.kim_actual import ActualRisk, actual_estimates
 from verify.experiments.kim_adversarial import adversarial_instance
-from verify.experiments.kim_constants import blocks_of, linearized_estimates, restricted_samples
+from verify.experiments.kim_constants import blocks_of, linearized_estimates, restricted_samples, rsm_direction_sample
 from verify.real_task import RealTask
 from verify.sosp import classify_point
 from verify.tolerances import FD_RTOL, FD_STEP, KIM_NULL_RTOL, KIM_SIDE_RTOL, exact_rtol
@@ -152,6 +152,27 @@ def test_actual_risk_agrees_with_the_linearization_to_first_order(tiny_task):
     assert risk.directional(zero, Delta) == pytest.approx(float(np.sum(inst.gradient(zero) * Delta)), rel=1e-8)
     fd = (risk.directional(FD_STEP * Delta, Delta) - risk.directional(-FD_STEP * Delta, Delta)) / (2 * FD_STEP)
     assert risk.hessian_form(zero, Delta) == pytest.approx(fd, rel=100 * FD_RTOL)
+    g, _ = risk.gradient_and_hessian_form(FD_STEP * Delta, Delta)
+    assert risk.dot(g, Delta) == pytest.approx(risk.directional(FD_STEP * Delta, Delta), rel=TOL)
+
+
+def test_actual_estimates_are_the_rsc_and_rsm_ratios_of_their_samples(tiny_task):
+    """The fused pass (gradient and Hessian form from one forward-over-reverse) gives, per sample, the RSC ratio
+    of ``rsc_ratio`` and the RSM ratio of ``hessian_form`` at the same sampled X and E."""
+    inst = tiny_task.train
+    risk = ActualRisk(tiny_task)
+    blocks = blocks_of((inst.m, inst.n), inst.provenance["weight_shapes"])
+    rng = np.random.default_rng(3)
+    X_star = np.zeros((inst.m, inst.n))
+    rows, cols = blocks[0]
+    X_star[rows, cols] = 0.1 * np.outer(rng.standard_normal(rows.stop - rows.start),
+                                        rng.standard_normal(cols.stop - cols.start))
+    est = actual_estimates(risk, X_star, 2, 1.0, 3, np.random.default_rng(4), blocks)
+    again = np.random.default_rng(4)
+    for k, X in enumerate(restricted_samples(again, X_star, 2, 1.0, 3, blocks)):
+        E = rsm_direction_sample(again, X)
+        assert est.rsc[k] == pytest.approx(risk.rsc_ratio(X, X_star), rel=1e-9, abs=1e-12)
+        assert est.rsm[k] == pytest.approx(risk.hessian_form(X, E) / np.sum(E * E), rel=TOL)
 
 
 @given(seed=seeds, m=st.integers(1, 6), n=st.integers(1, 6), eps=st.floats(0.01, 1.5))

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import shutil
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 from verify import data_text, models
 from verify.tolerances import exact_rtol
@@ -153,3 +156,42 @@ def test_outputs_after_the_frozen_prefix_equal_the_full_forward_pass(tiny, layer
     np.testing.assert_allclose(clf.outputs_after(moved, prefix), clf.outputs(moved, batch), rtol=TOL, atol=TOL)
     assert not np.allclose(clf.outputs_after(moved, prefix), clf.outputs({}, batch))
     assert clf.frozen_prefix(batch, ["embeddings.word_embeddings.weight"]) is None
+
+
+# grouping by length -----------------------------------------------------------------------------
+def _bucket_cost(extents, groups, call_rows):
+    return sum(len(g) * max(extents[g]) + call_rows for g in groups)
+
+
+@given(extents=st.lists(st.integers(1, 30), min_size=1, max_size=8), call_rows=st.integers(0, 40))
+def test_length_buckets_is_an_optimal_partition_of_the_sorted_extents(extents, call_rows):
+    """Every example in exactly one group; the cost Σ (|g| · longest + call_rows) is the least over all splits of
+    the sorted extents into consecutive runs (brute force over the 2^(B−1) splits)."""
+    e = np.array(extents)
+    groups = models.length_buckets(e, call_rows)
+    assert sorted(np.concatenate(groups).tolist()) == list(range(e.size))
+    srt = np.sort(e)
+    best = min(sum((b - a) * srt[b - 1] + call_rows for a, b in zip((0,) + cuts, cuts + (e.size,)))
+               for k in range(e.size) for cuts in itertools.combinations(range(1, e.size), k))
+    assert _bucket_cost(e, groups, call_rows) == best
+
+
+def test_token_extents_reads_right_and_left_padding():
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [0, 0, 1, 1, 0], [0, 0, 0, 0, 0]])
+    assert models.token_extents(mask).tolist() == [3, 5, 4, 1]
+
+
+def test_outputs_after_grouped_by_length_equal_the_padded_pass(tiny):
+    """With one group per distinct length (call_rows = 0: every group trimmed), the scores equal those of the
+    padded full forward pass: trimmed positions are padding."""
+    clf = models.PromptClassifier.build(tiny)
+    names = models.default_weight_names(clf.model)
+    gen = torch.Generator().manual_seed(2)
+    moved = {n: (w := clf.model.get_parameter(n)) + 0.3 * torch.randn(w.shape, generator=gen, dtype=w.dtype)
+             for n in names}
+    batch = clf.encode(["Fun.", "The plot made no sense and the ending was a mess.", "Sturdy and cheap.",
+                        "Bored.", "I would watch it again with friends."])
+    prefix = clf.frozen_prefix(batch, names)
+    object.__setattr__(prefix, "groups", models.LengthGroups.of(prefix.mask, call_rows=0))
+    assert len(prefix.groups.lengths) >= 3 and min(prefix.groups.lengths) < batch["input_ids"].shape[1]
+    np.testing.assert_allclose(clf.outputs_after(moved, prefix), clf.outputs(moved, batch), rtol=TOL, atol=TOL)

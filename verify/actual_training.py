@@ -146,12 +146,15 @@ class LoraModel:
         if prep.hidden is None:
             hidden = models.sentence_embeddings(self.model, {}, prep.batch)
         else:
-            h = prep.hidden
-            add = models.additive_mask(prep.mask, h.dtype)
-            for layer in self.model.encoder.layer[self.first_tuned_layer():]:
-                out = layer(h, attention_mask=add)
-                h = out[0] if isinstance(out, tuple) else out
-            hidden = models.mean_pool(h, prep.mask)
+            layers = self.model.encoder.layer[self.first_tuned_layer():]
+
+            def run(h, add):
+                for layer in layers:
+                    out = layer(h, attention_mask=add)
+                    h = out[0] if isinstance(out, tuple) else out
+                return h
+
+            hidden = models.pooled_by_length(prep.hidden, prep.mask, models.LengthGroups.of(prep.mask), run)
         e = nn.functional.normalize(hidden, dim=-1)
         return self.classifier.scale * e @ self.classifier.label_embeddings.T
 

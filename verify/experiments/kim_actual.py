@@ -1,8 +1,11 @@
 """Kim, Kim, Ryu's RSC / RSM ratios on the actual model's risk f(X) = (1/N) Σ_i ℓ(f_{W₀+X}(x_i), y_i) (no
 linearization): the real classifier evaluated at the pretrained weights plus the diagonal blocks of X with
 ``torch.func.functional_call`` (``verify.models.PromptClassifier.outputs_after``: the layers before the first tuned
-one run once, ``frozen_prefix``). Gradients by reverse mode, the
-Hessian quadratic form ∇²f(X)[E, E] by forward-over-reverse (``torch.func.jvp`` of ``torch.func.grad``).
+one run once, ``frozen_prefix``; the rest on examples grouped by length, ``models.pooled_by_length``). Gradients by
+reverse mode, the Hessian quadratic form ∇²f(X)[E, E] by forward-over-reverse (``torch.func.jvp`` of
+``torch.func.grad``), whose primal output is ∇f(X): one pass per Monte Carlo sample gives both ratios.
+(Forward-over-forward — nested ``jvp`` — disagreed with central differences by 4 % on MiniLM here, fwd-over-rev
+by 2e-7 relative: not used.)
 Same sampling and same sides as ``verify.experiments.kim_constants``: min RSC ratio ≥ α, max RSM ratio ≤ β."""
 from __future__ import annotations
 
@@ -39,35 +42,41 @@ class ActualRisk:
 
     def directional(self, X: np.ndarray, Delta: np.ndarray) -> float:
         """⟨∇f(X), Δ⟩."""
-        g = torch.func.grad(self.value)(self.blocks(X))
-        return float(sum(torch.sum(gi * di) for gi, di in zip(g, self.blocks(Delta))))
+        return self.dot(torch.func.grad(self.value)(self.blocks(X)), Delta)
+
+    def gradient_and_hessian_form(self, X: np.ndarray, E: np.ndarray) -> tuple[tuple[torch.Tensor, ...], float]:
+        """(∇f(X) as blocks, ∇²f(X)[E, E]) from one forward-over-reverse pass (the jvp's primal output is the
+        gradient)."""
+        e = self.blocks(E)
+        g, hv = torch.func.jvp(torch.func.grad(self.value), (self.blocks(X),), (e,))
+        return g, float(sum(torch.sum(h * d) for h, d in zip(hv, e)))
 
     def hessian_form(self, X: np.ndarray, E: np.ndarray) -> float:
         """∇²f(X)[E, E]."""
-        e = self.blocks(E)
-        _, hv = torch.func.jvp(torch.func.grad(self.value), (self.blocks(X),), (e,))
-        return float(sum(torch.sum(h * d) for h, d in zip(hv, e)))
+        return self.gradient_and_hessian_form(X, E)[1]
 
-    def rsc_ratio(self, X: np.ndarray, X_star: np.ndarray, grad_star_dot=None) -> float:
+    def dot(self, blocks, Delta: np.ndarray) -> float:
+        """⟨blocks, Δ⟩ over the tuned blocks of Δ (m, n)."""
+        return float(sum(torch.sum(b * d) for b, d in zip(blocks, self.blocks(Delta))))
+
+    def rsc_ratio(self, X: np.ndarray, X_star: np.ndarray) -> float:
         """(⟨∇f(X) − ∇f(X*), X − X*⟩) / ‖X − X*‖²_F (the Frobenius norm over the whole (m, n) matrix)."""
         Delta = X - X_star
-        star = self.directional(X_star, Delta) if grad_star_dot is None else grad_star_dot(Delta)
-        return (self.directional(X, Delta) - star) / float(np.sum(Delta * Delta))
+        return (self.directional(X, Delta) - self.directional(X_star, Delta)) / float(np.sum(Delta * Delta))
 
 
 def actual_estimates(risk: ActualRisk, X_star: np.ndarray, r: int, D: float, count: int,
                      rng: np.random.Generator, blocks=None) -> ConstantEstimates:
-    """``count`` sampled RSC and RSM ratios of the actual risk about X* at rank r."""
-    with torch.no_grad():
-        g_star = torch.func.grad(risk.value)(risk.blocks(X_star))
-
-    def star_dot(Delta):
-        return float(sum(torch.sum(gi * di) for gi, di in zip(g_star, risk.blocks(Delta))))
-
+    """``count`` sampled RSC and RSM ratios of the actual risk about X* at rank r: per sample one forward-over-
+    reverse pass gives ∇f(X) (RSC) and ∇²f(X)[E, E] (RSM)."""
+    g_star = torch.func.grad(risk.value)(risk.blocks(X_star))
     rsc, rsm, dist = [], [], []
     for X in restricted_samples(rng, X_star, r, D, count, blocks):
-        rsc.append(risk.rsc_ratio(X, X_star, star_dot))
         E = rsm_direction_sample(rng, X)
-        rsm.append(risk.hessian_form(X, E) / float(np.sum(E * E)))
-        dist.append(float(np.linalg.norm(X - X_star)))
+        g, hE = risk.gradient_and_hessian_form(X, E)
+        Delta = X - X_star
+        d2 = float(np.sum(Delta * Delta))
+        rsc.append((risk.dot(g, Delta) - risk.dot(g_star, Delta)) / d2)
+        rsm.append(hE / float(np.sum(E * E)))
+        dist.append(np.sqrt(d2))
     return ConstantEstimates(r, D, np.array(rsc), np.array(rsm), np.array(dist))
