@@ -2,6 +2,8 @@
 the dichotomy as a decision, the restricted-set sampler, the SDP-built instance and the actual-model risk."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -15,7 +17,8 @@ from verify import entk, models, synthetic
 from verify.claims.kim_claims import optimum
 from verify.experiments.kim_actual import ActualRisk, actual_estimates
 from verify.experiments.kim_adversarial import adversarial_instance
-from verify.experiments.kim_constants import blocks_of, linearized_estimates, restricted_samples, rsm_direction_sample
+from verify.experiments.kim_constants import (_Base, blocks_of, linearized_estimates, restricted_samples,
+                                              rsm_direction)
 from verify.real_task import RealTask
 from verify.sosp import classify_point
 from verify.tolerances import FD_RTOL, FD_STEP, KIM_NULL_RTOL, KIM_SIDE_RTOL, exact_rtol
@@ -109,10 +112,51 @@ def test_restricted_samples_stay_in_the_set_and_the_blocks(seed, r):
     X_star = np.zeros((5, 5))
     X_star[:2, :2] = np.outer(rng.standard_normal(2), rng.standard_normal(2))
     blocks = blocks_of((5, 5), [(2, 2), (3, 3)])
-    for X in restricted_samples(rng, X_star, r, 1.5, 10, blocks):
+    for sample, d2 in restricted_samples(rng, X_star, r, 1.5, 10, blocks):
+        X = sample.dense()
         assert np.linalg.matrix_rank(X, tol=1e-10) <= r
+        assert np.sum((X - X_star) ** 2) == pytest.approx(d2, rel=1e-9, abs=1e-12)
         assert np.linalg.norm(X - X_star) <= 1.5 * (1 + 1e-9)
         assert np.allclose(X[:2, 2:], 0) and np.allclose(X[2:, :2], 0)
+        assert np.allclose(sample.block_entries(blocks), np.concatenate([X[:2, :2].ravel(), X[2:, 2:].ravel()]))
+        E = rsm_direction(rng, sample)
+        assert E.norm_squared() == pytest.approx(np.sum(E.dense() ** 2), rel=1e-12)
+
+
+@given(seed=seeds, loss=losses)
+def test_linearized_estimates_are_the_ratios_of_their_samples_on_a_block_instance(seed, loss):
+    """On a two-block instance whose map misses some block entries (zero columns of G), the batched, factored
+    ratios equal the dense per-sample definitions (fl.rsc_ratio, fl.loss_hessian_form) at the same X and E."""
+    rng = np.random.default_rng(seed)
+    K = min_outputs(loss)
+    inst = synthetic.gaussian(rng, 3, K, 5, 5, loss=loss)
+    blocks = blocks_of((5, 5), [(2, 3), (3, 2)])
+    keep = np.zeros((5, 5))
+    for rows, cols in blocks:
+        keep[rows, cols] = 1.0
+    keep[0, 1] = keep[4, 3] = 0.0
+    inst = dataclasses.replace(inst, G=inst.G * keep)
+    X_star = np.zeros((5, 5))
+    X_star[:2, :3] = np.outer(rng.standard_normal(2), rng.standard_normal(3))
+    est = linearized_estimates(inst, X_star, 2, 1.0, 4, np.random.default_rng(seed + 1), blocks)
+    again = np.random.default_rng(seed + 1)
+    samples = [x for x, _ in restricted_samples(again, X_star, 2, 1.0, 4, blocks)]  # a chunk's points, then its E
+    for k, E in enumerate([rsm_direction(again, x).dense() for x in samples]):
+        X = samples[k].dense()
+        assert est.rsc[k] == pytest.approx(fl.rsc_ratio(inst.G, inst.f0, inst.Y, loss, X, X_star), rel=1e-8,
+                                           abs=1e-10)
+        assert est.rsm[k] == pytest.approx(fl.loss_hessian_form(inst.G, inst.f0, inst.Y, loss, X, E) / np.sum(E * E),
+                                           rel=1e-8, abs=1e-10)
+
+
+@given(seed=seeds, m=st.integers(1, 5), n=st.integers(1, 5), r=st.integers(1, 3), c=st.floats(-3, 3))
+def test_distance_quartic_by_traces_equals_the_dense_distance(seed, m, n, r, c):
+    """The sampler's quartic in c (Gram-matrix traces) is ‖(U₀ + c E_u)(V₀ + c E_v)ᵀ − X*‖²_F."""
+    rng = np.random.default_rng(seed)
+    U0, V0, X_star = rng.standard_normal((m, r)), rng.standard_normal((n, r)), rng.standard_normal((m, n))
+    Eu, Ev = rng.standard_normal((m, r)), rng.standard_normal((n, r))
+    dense = np.sum(((U0 + c * Eu) @ (V0 + c * Ev).T - X_star) ** 2)
+    assert np.polyval(_Base.of(U0, V0, X_star).quartic(Eu, Ev), c) == pytest.approx(dense, rel=1e-9, abs=1e-9)
 
 
 def test_sdp_instance_has_a_strict_spurious_local_minimum_in_case_ii():
@@ -169,8 +213,8 @@ def test_actual_estimates_are_the_rsc_and_rsm_ratios_of_their_samples(tiny_task)
                                         rng.standard_normal(cols.stop - cols.start))
     est = actual_estimates(risk, X_star, 2, 1.0, 3, np.random.default_rng(4), blocks)
     again = np.random.default_rng(4)
-    for k, X in enumerate(restricted_samples(again, X_star, 2, 1.0, 3, blocks)):
-        E = rsm_direction_sample(again, X)
+    for k, (sample, _) in enumerate(restricted_samples(again, X_star, 2, 1.0, 3, blocks)):
+        X, E = sample.dense(), rsm_direction(again, sample).dense()
         assert est.rsc[k] == pytest.approx(risk.rsc_ratio(X, X_star), rel=1e-9, abs=1e-12)
         assert est.rsm[k] == pytest.approx(risk.hessian_form(X, E) / np.sum(E * E), rel=TOL)
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from verify import entk
-from verify.experiments.kim_constants import ConstantEstimates, restricted_samples, rsm_direction_sample
+from verify.experiments.kim_constants import ConstantEstimates, restricted_samples, rsm_direction
 
 
 class ActualRisk:
@@ -71,12 +71,12 @@ def actual_estimates(risk: ActualRisk, X_star: np.ndarray, r: int, D: float, cou
     reverse pass gives ∇f(X) (RSC) and ∇²f(X)[E, E] (RSM)."""
     g_star = torch.func.grad(risk.value)(risk.blocks(X_star))
     rsc, rsm, dist = [], [], []
-    for X in restricted_samples(rng, X_star, r, D, count, blocks):
-        E = rsm_direction_sample(rng, X)
-        g, hE = risk.gradient_and_hessian_form(X, E)
+    for sample, d2 in restricted_samples(rng, X_star, r, D, count, blocks):
+        E = rsm_direction(rng, sample)
+        X = sample.dense()
+        g, hE = risk.gradient_and_hessian_form(X, E.dense())
         Delta = X - X_star
-        d2 = float(np.sum(Delta * Delta))
         rsc.append((risk.dot(g, Delta) - risk.dot(g_star, Delta)) / d2)
-        rsm.append(hE / float(np.sum(E * E)))
+        rsm.append(hE / E.norm_squared())
         dist.append(np.sqrt(d2))
     return ConstantEstimates(r, D, np.array(rsc), np.array(rsm), np.array(dist))
