@@ -41,7 +41,7 @@ class RealConfig:
 
 #: 1000 samples per rank on the linearized risk (≈ 4-7 ms each, factored); 150 per rank on the actual model in the
 #: full profile, 600 in all (≈ 0.3 s each on 2 cores: one forward-over-reverse pass of the last layer on examples
-#: grouped by length, the layers before it run once), to keep the claim within 5 minutes (3 min 39 s measured);
+#: grouped by length, the layers before it run once), to keep the claim within 5 minutes (3 min 50 s alone, 2026-12-03);
 #: 1000 per rank would take ≈ 20 min there — the actual-model α is a weaker upper bound than the linearized one
 CONFIG = Profiles(quick=RealConfig(ranks=(8, 16, 32, 64), linear_samples=1000, actual_samples=16),
                   full=RealConfig(ranks=(8, 16, 32, 64), linear_samples=1000, actual_samples=150))
