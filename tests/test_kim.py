@@ -20,6 +20,7 @@ from verify.experiments.kim_adversarial import adversarial_instance
 from verify.experiments.kim_constants import (_Base, blocks_of, linearized_estimates, restricted_samples,
                                               rsm_direction)
 from verify.real_task import RealTask
+from verify.results import Verdict
 from verify.sosp import classify_point
 from verify.tolerances import FD_RTOL, FD_STEP, KIM_NULL_RTOL, KIM_SIDE_RTOL, exact_rtol
 
@@ -239,6 +240,50 @@ def test_sgd_rank_bound_values_and_domain():
         fl.sgd_rank_bound(1, 1.0, 1.0, 0.1)
     with pytest.raises(ValueError, match="eps"):
         fl.sgd_rank_bound(1, 0.5, 0.1, 0.0)
+
+
+@given(eps=st.sampled_from([0.05, 0.1, 0.5, 2.0]), horizon=st.sampled_from([0.5, 1.0, 1.25, 3.0]),
+       lam=st.sampled_from([0.1, 0.5, 2.0]))
+def test_lemma_1_decay_puts_the_bound_at_b_times_the_horizon(eps, horizon, lam):
+    decay = fl.lemma_1_decay(eps, horizon)
+    assert fl.sgd_rank_bound(4, decay / lam, lam, eps) == pytest.approx(4 * horizon, rel=1e-12)
+    with pytest.raises(ValueError, match="eps"):
+        fl.lemma_1_decay(4.0, horizon)
+    with pytest.raises(ValueError, match="horizon"):
+        fl.lemma_1_decay(eps, 0.0)
+
+
+@given(seed=seeds, N=st.integers(1, 3), K=st.integers(1, 2))
+def test_orthogonal_rank_one_measurements_and_their_optimum(seed, N, K):
+    """Unit rank-one measurements on orthonormal pairs: example gradients of rank ≤ K, and X* = (target − Nλ/2) Σ_j
+    u_j v_jᵀ certified global."""
+    from verify.certify import certify
+    from theory.lemma_2_2 import balanced_factors
+    lam, target = 0.5, 0.8 * N * 0.5
+    inst = synthetic.orthogonal_rank_one(np.random.default_rng(seed), N, K, 6, 7, target=target, lam=lam)
+    G = inst.G.reshape(N * K, -1)
+    assert np.allclose(G @ G.T, np.eye(N * K), atol=1e-12)
+    assert all(np.linalg.matrix_rank(inst.G[i].sum(axis=0)) <= K for i in range(N))
+    X = (target - N * lam / 2) * inst.G.sum(axis=(0, 1))
+    assert certify(inst, Q=np.vstack(balanced_factors(X))).certified
+    with pytest.raises(synthetic.InstanceError, match="N·K"):
+        synthetic.orthogonal_rank_one(np.random.default_rng(seed), 4, 2, 6, 7, target=target, lam=lam)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_lemma_1_holds_where_it_binds_and_fails_with_rank_two_examples(seed):
+    """Other seeds than the report's: the converged ε-ranks (rank b) stay below b·1.25 with rank-one example
+    gradients and exceed it with rank-two ones; a run cut short is not judged (INCONCLUSIVE)."""
+    from verify.claims.base import Context
+    from verify.claims.kim_lemma_1 import CONFIG, lemma_1_runs, lemma_1_verdict
+    ctx, cfg = Context(seed=seed, device="cpu"), CONFIG.quick
+    bound = cfg.horizon * cfg.examples
+    main = lemma_1_runs(ctx, cfg, 1, "main")
+    assert lemma_1_verdict(main, bound)[0] is Verdict.HOLDS and all(main.certified)
+    assert max(main.ranks) == cfg.examples
+    assert lemma_1_verdict(lemma_1_runs(ctx, cfg, 2, "near"), bound)[0] is Verdict.VIOLATED
+    short = lemma_1_runs(ctx, dataclasses.replace(cfg, steps=5), 1, "main")
+    assert lemma_1_verdict(short, bound)[0] is Verdict.INCONCLUSIVE
 
 
 def test_lemma_1_beside_the_actual_runs_says_why_it_is_not_decided():

@@ -226,6 +226,17 @@ def sgd_rank_bound(batch: int, lr: float, weight_decay: float, eps: float) -> fl
     return max(0.0, batch * np.log(eps / 4) / np.log(1 - decay))
 
 
+def lemma_1_decay(eps: float, horizon: float) -> float:
+    """The µλ at which Lemma 1's bound (:func:`sgd_rank_bound`) equals b · ``horizon``: log(ε/4)/log(1 − µλ) =
+    horizon, so µλ = 1 − (ε/4)^(1/horizon). A horizon just above 1 puts the bound just above b, the rank that
+    stationarity alone allows a converged full-batch point with rank-one per-example gradients."""
+    if not 0 < eps < 4:
+        raise ValueError(f"eps must lie in (0, 4), got {eps}")
+    if not horizon > 0:
+        raise ValueError(f"horizon must be > 0, got {horizon}")
+    return 1.0 - (eps / 4) ** (1.0 / horizon)
+
+
 def eps_rank(X: np.ndarray, eps: float) -> int:
     """The least rank of a W (m, n) with ‖X/‖X‖_F − W‖_F < ε (Eckart–Young: W the truncated SVD of X/‖X‖_F),
     the quantity Lemma 1 bounds. The Frobenius norm is the stricter reading of the lemma's unnamed norm (an

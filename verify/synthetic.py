@@ -75,6 +75,25 @@ def block_diagonal(rng: np.random.Generator, N: int, K: int, blocks: list[tuple[
     return Instance(G, inst.f0, inst.Y, loss, lam, name=name, provenance={"blocks": [list(b) for b in blocks]})
 
 
+def orthogonal_rank_one(rng: np.random.Generator, N: int, K: int, m: int, n: int, *, target: float,
+                        lam: float, name: str = "orthogonal_rank_one") -> Instance:
+    """Squared loss, f0 = 0, every target ``target``; measurement (i, k) is the unit rank-one matrix
+    G[i, k] = u_j v_jᵀ, j = K i + k, with u_j, v_j columns of Haar-orthogonal U (m, m), V (n, n) (QR of Gaussians).
+    So example i's gradient ∇_δ ℓ_i = 2 Σ_k (⟨G[i, k], δ⟩ − target) G[i, k] has rank ≤ K (K = 1: a linear layer fed
+    one vector per example), and each measurement's problem (1/N)(x − target)² + λ|x| is separate: x = target − Nλ/2
+    on every u_j v_jᵀ when target > Nλ/2. Needs N K ≤ min(m, n)."""
+    check_dims(N=N, K=K, m=m, n=n)
+    if N * K > min(m, n):
+        raise InstanceError(f"orthogonal rank-one measurements need N·K = {N * K} ≤ min(m, n) = {min(m, n)}")
+    if not np.isfinite(target):
+        raise InstanceError(f"target must be finite, got {target}")
+    U = np.linalg.qr(rng.standard_normal((m, m)))[0]
+    V = np.linalg.qr(rng.standard_normal((n, n)))[0]
+    j = np.arange(N * K)
+    G = np.einsum("aj,bj->jab", U[:, j], V[:, j]).reshape(N, K, m, n)
+    return Instance(G, np.zeros((N, K)), np.full((N, K), float(target)), "squared", lam, name=name)
+
+
 def trace_sensing(rng: np.random.Generator, N: int, K: int, n: int, *, loss: str = "squared",
                   lam: float = 0.01, name: str = "trace_sensing") -> Instance:
     """Degenerate sensing G[i, j] = c_ij I_n (m = n): A(δ) = c · tr δ sees only the trace.

@@ -228,6 +228,10 @@ KIM_TRUNCATED_STEPS = 20
 #: local step of the λ > 0 optimum
 KIM_UNREGULARIZED_STEPS = 2000
 
+#: kim_lemma_1: a full-batch run has converged (the lemma's hypothesis) when ‖∇F_P‖_F ≤ this × max(1, ‖Q‖_F) at its
+#: last step (the runs reach ≈ 1e-16, float64 rounding; an unconverged run is INCONCLUSIVE, not judged)
+LEMMA_1_GRAD_RTOL = 1e-10
+
 # --- speed (issue 11 §5–6, Section 6 on the real instance) ---
 #: Section 6: the tightest relative tolerance at which iterations are read is at least this many times the
 #: certificate's GAP_RTOL (F* is known only to within the gap bound ≤ GAP_RTOL·max(1, |F*|))
