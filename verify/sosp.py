@@ -167,6 +167,25 @@ def _iterative_min(op, rng: np.random.Generator, scale: float, B: np.ndarray | N
     return min(candidates, key=lambda e: e.value)
 
 
+def budgeted_extremes(op, rng: np.random.Generator, max_products: int) -> tuple[_Eig, float]:
+    """(smallest Rayleigh quotient of H found, estimate of ‖H‖) within about ``max_products`` products H·v, for
+    operators too costly for ``_iterative_min``'s budget (the actual network's Hessian): lobpcg with a random block
+    of LOBPCG_BLOCK vectors for each end of the spectrum, ``max_products / (2 · LOBPCG_BLOCK)`` iterations each.
+    The smallest value is an upper estimate of λ_min (side "upper_estimate": negative proves negative curvature);
+    ‖H‖ is a lower estimate (the larger modulus of the two ends' Rayleigh quotients)."""
+    d = op.shape[0]
+    k = min(LOBPCG_BLOCK, max(1, d // 5))
+    iters = max(1, max_products // (2 * k))
+    with warnings.catch_warnings():  # lobpcg warns when it stops at maxiter; the residual is reported instead
+        warnings.filterwarnings("ignore", message="(Exited|Failed|eigh failed) ", category=UserWarning)
+        _, low = scipy.sparse.linalg.lobpcg(op, rng.standard_normal((d, k)), tol=tols.SOSP_EIG_RTOL, maxiter=iters,
+                                            largest=False)
+        high, _ = scipy.sparse.linalg.lobpcg(op, rng.standard_normal((d, k)), tol=tols.SOSP_EIG_RTOL,
+                                             maxiter=iters, largest=True)
+    best = min((_rayleigh(op.matvec, low[:, i], None) for i in range(low.shape[1])), key=lambda e: e.value)
+    return best, max(float(np.max(np.abs(high))), abs(best.value))
+
+
 def _largest_magnitude(op, rng: np.random.Generator) -> float:
     """Estimate of ‖H‖ = max |eigenvalue| (Lanczos, random start; a lower estimate)."""
     d = op.shape[0]
