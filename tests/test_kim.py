@@ -305,3 +305,18 @@ def test_fails_loudly_on_the_sdp_instance_judges_failures_by_the_theorem():
     assert all(r["theorem's norm bound"] < 0 and not r["‖X‖_F > ‖X*‖_F"] for r in spurious)
     assert {r["label"] for r in rows} <= {"global", "spurious"}
     assert info["first spurious point with σ_r dropped"] == "quiet"  # the near miss: one rank lower is not loud
+
+
+def test_polished_actual_points_above_the_best_objective_are_called_not_global():
+    """A stationary point whose objective exceeds the best one reached by more than the tolerance is proven not
+    global; one within it is 'the best point reached' (nothing more)."""
+    from verify.claims.kim_fails_loudly import _polished_summaries
+    from verify.tolerances import KIM_ACTUAL_OBJECTIVE_RTOL
+    X = np.diag([2.0, 1.0, 0.0])
+    rows = [{}, {}, {}]
+    F = 0.5
+    _polished_summaries([(rows[0], X, F, 1e-9, 0.8), (rows[1], X, F * (1 + 0.1 * KIM_ACTUAL_OBJECTIVE_RTOL), 1e-9, 0.8),
+                         (rows[2], 2 * X, F + 10 * KIM_ACTUAL_OBJECTIVE_RTOL, 1e-9, 0.7)])
+    assert rows[0]["after L-BFGS"].endswith("the best point reached (F within the tolerance)")
+    assert rows[1]["after L-BFGS"].endswith("the best point reached (F within the tolerance)")
+    assert "not global" in rows[2]["after L-BFGS"] and "rank 2" in rows[2]["after L-BFGS"]

@@ -44,6 +44,7 @@ from peft import LoraConfig, inject_adapter_in_model
 from torch import nn
 
 from verify import entk, models
+from verify.tolerances import POLISH_GRAD_TOL
 
 #: initialisations: "zero" = peft's default (A kaiming-uniform, B = 0: δ = 0, the LoRA init), "peft-gaussian" =
 #: peft's "gaussian" (A ~ N(0, 1/r²), B = 0), "peft-random" = peft's ``init_lora_weights=False`` (A and B keep
@@ -336,10 +337,10 @@ def objective(lora: LoraModel, prepared: "Prepared", labels: torch.Tensor) -> to
 
 def polish(lora: LoraModel, batch: dict[str, torch.Tensor], labels: torch.Tensor, max_iter: int) -> float:
     """Continue to a stationary point of the full-batch objective :func:`objective`: ``torch.optim.LBFGS`` (strong
-    Wolfe line search, at most ``max_iter`` iterations, stopping on ‖∇F‖_∞ ≤ 1e-12). The adapters are changed in
+    Wolfe line search, at most ``max_iter`` iterations, stopping on ‖∇F‖_∞ ≤ POLISH_GRAD_TOL). The adapters are changed in
     place; returns ‖∇F‖_F (over all adapter entries) at the end. Deterministic on the CPU."""
     params = [p for pair in lora.adapters() for p in pair]
-    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=max_iter, history_size=50, tolerance_grad=1e-12,
+    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=max_iter, history_size=50, tolerance_grad=POLISH_GRAD_TOL,
                             tolerance_change=0.0, line_search_fn="strong_wolfe")
     prepared = lora.prepare(batch)
 
