@@ -232,7 +232,7 @@ KIM_UNREGULARIZED_STEPS = 2000
 POLISH_GRAD_TOL = 1e-9
 #: kim_fails_loudly, actual network: a stationary point reached by L-BFGS (‖∇F‖ ≤ 3e-8, so F is within ≈ ‖∇F‖²/λ_min⁺
 #: of its stationary value) is above the best one reached when its objective exceeds it by more than this × max(1, |F|)
-#: (seed 0, 2026-12-03: the starts at 3, 10, 30 × PEFT's default agree to 1.4e-14)
+#: (seed 0, 2026-12-03, 300 iterations: the starts at 3, 10, 30 × PEFT's default agree to 1.4e-14)
 KIM_ACTUAL_OBJECTIVE_RTOL = 1e-10
 
 #: kim_lemma_1: a full-batch run has converged (the lemma's hypothesis) when ‖∇F_P‖_F ≤ this × max(1, ‖Q‖_F) at its
