@@ -80,8 +80,10 @@ def orthogonal_rank_one(rng: np.random.Generator, N: int, K: int, m: int, n: int
     """Squared loss, f0 = 0, every target ``target``; measurement (i, k) is the unit rank-one matrix
     G[i, k] = u_j v_jᵀ, j = K i + k, with u_j, v_j columns of Haar-orthogonal U (m, m), V (n, n) (QR of Gaussians).
     So example i's gradient ∇_δ ℓ_i = 2 Σ_k (⟨G[i, k], δ⟩ − target) G[i, k] has rank ≤ K (K = 1: a linear layer fed
-    one vector per example), and each measurement's problem (1/N)(x − target)² + λ|x| is separate: x = target − Nλ/2
-    on every u_j v_jᵀ when target > Nλ/2. Needs N K ≤ min(m, n)."""
+    one vector per example). Writing δ = Σ_jk M_jk u_j v_kᵀ + (the rest), the measurements see only diag M and
+    ‖δ‖_* ≥ Σ_j |M_jj|, so the optimal value separates over j, (1/N)(x − target)² + λ|x| each, and
+    δ* = (target − Nλ/2) Σ_j u_j v_jᵀ (rank N K) is a minimizer when target > Nλ/2 — not the only one: any M with that
+    diagonal and ‖M‖_* = its trace (e.g. PSD M) is too, possibly of lower rank. Needs N K ≤ min(m, n)."""
     check_dims(N=N, K=K, m=m, n=n)
     if N * K > min(m, n):
         raise InstanceError(f"orthogonal rank-one measurements need N·K = {N * K} ≤ min(m, n) = {min(m, n)}")

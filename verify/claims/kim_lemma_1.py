@@ -10,7 +10,8 @@ rank X ≤ rank ∇L̂(X) ≤ b when per-example gradients have rank one: the le
 log(ε/4)/log(1 − µλ) is near 1 or below, i.e. µλ near 1 − ε/4. On the MiniLM runs (b = 32, µλ = 0.005) the bound is
 ≈ 2·10⁴ and cannot fail (``kim_fails_loudly`` reports it there). This claim places it at b · HORIZON, HORIZON = 1.25,
 on instances whose converged points have rank b: ``verify.synthetic.orthogonal_rank_one`` (b = N examples, one unit
-rank-one measurement each, separate per measurement), full-batch LoRA gradient descent (SGD with b = N; a smaller
+rank-one measurement each on orthonormal pairs; its minimizers are not unique, but gradient descent from small random
+starts reaches rank-b ones here — the ranks are reported per start), full-batch LoRA gradient descent (SGD with b = N; a smaller
 batch does not converge under constant step and weight decay, Galanti et al.'s "SGD noise") from random starts.
 Near miss: the same runs on the instance with two rank-one measurements per example (per-example gradients of rank
 2, the lemma's presumption broken by one), where the converged ε-ranks must exceed the bound, which still counts b.
