@@ -337,8 +337,8 @@ def objective(lora: LoraModel, prepared: "Prepared", labels: torch.Tensor) -> to
 
 def polish(lora: LoraModel, batch: dict[str, torch.Tensor], labels: torch.Tensor, max_iter: int) -> float:
     """Continue to a stationary point of the full-batch objective :func:`objective`: ``torch.optim.LBFGS`` (strong
-    Wolfe line search, at most ``max_iter`` iterations, stopping on ‖∇F‖_∞ ≤ POLISH_GRAD_TOL). The adapters are changed in
-    place; returns ‖∇F‖_F (over all adapter entries) at the end. Deterministic on the CPU."""
+    Wolfe line search, at most ``max_iter`` iterations, stopping on ‖∇F‖_∞ ≤ POLISH_GRAD_TOL). The adapters are
+    changed in place; returns ‖∇F‖_F (over all adapter entries) at the end. Deterministic on the CPU."""
     params = [p for pair in lora.adapters() for p in pair]
     opt = torch.optim.LBFGS(params, lr=1.0, max_iter=max_iter, history_size=50, tolerance_grad=POLISH_GRAD_TOL,
                             tolerance_change=0.0, line_search_fn="strong_wolfe")

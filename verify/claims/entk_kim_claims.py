@@ -221,8 +221,8 @@ def _actual_end_points(ctx: Context, cfg: DichotomyConfig, task, X_star: np.ndar
         objectives.append(test.objective)
         rows[f"{init} init"] = (
             f"{test.label}: F = {test.objective:.10g}, ‖∇F‖ = {test.grad_norm:.2g} (≤ {test.grad_tol:.2g}), λ_min ≤ "
-            f"{test.lambda_min_upper:.2g} (upper estimate, residual {test.residual:.1g}, {test.products} Hessian-vector "
-            f"products, ‖H‖ ≥ {test.hessian_norm:.3g}); rank {rank}, σ_1..4 = {np.round(s[:4], 4).tolist()}, ‖X‖_F = "
+            f"{test.lambda_min_upper:.2g} (upper estimate, residual {test.residual:.1g}, {test.products} "
+            f"Hessian-vector products, ‖H‖ ≥ {test.hessian_norm:.3g}); rank {rank}, σ_1..4 = {np.round(s[:4], 4).tolist()}, ‖X‖_F = "
             f"{np.linalg.norm(X):.4g}, ‖X − X*_lin‖_F = {np.linalg.norm(X - X_star):.3g}; theorem's case at r = "
             f"{r_total} with the sampled constants: {case}; test accuracy "
             f"{at.evaluate(lora, *data['test'])['accuracy']:.3f}")

@@ -225,8 +225,8 @@ def lemma_1_details(cfg: KimConfig, n_train: int) -> dict:
     return {"statement": "SGD, batch b, step µ, weight decay λ > 0: if X_t converges to X, then ‖X/‖X‖ − W‖ < ε for "
                          "some W of rank ≤ b log(ε/4) / log(1 − µλ) (Kim, Kim, Ryu 2025, Section 3.4, Lemma 1)",
             f"bound at b = {n_train}, µ = {cfg.actual_lr:g}, λ = {LAM:g}, ε = {LEMMA_1_EPS:g}": bound,
-            "verdict": f"not decided here: the bound exceeds the LoRA rank {RANK} (and min(m, n)), which caps every rank, "
-                       "so it cannot fail on these runs; at a converged full-batch point rank X ≤ rank of the gradient "
+            "verdict": f"not decided here: the bound exceeds the LoRA rank {RANK} (and min(m, n)), which caps every "
+                       "rank, so it cannot fail on these runs; at a converged full-batch point rank X ≤ rank of the gradient "
                        "≤ b·(tokens per example) anyway. It binds only for µλ near 1 − ε/4: claim kim_lemma_1 decides "
                        "it there, on instances built for it; the end points' ε-ranks are in the rows"}
 

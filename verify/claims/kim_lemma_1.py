@@ -1,21 +1,21 @@
 """Kim, Kim, Ryu 2025, Lemma 1 (Section 3.4, adapting Galanti et al. 2024), decided where it binds.
 
-The lemma: LoRA trained by SGD with batch size b, step µ and weight decay λ (A ← (1 − µλ)A − µ∇_A, B likewise);
-if X_t = A_t B_tᵀ converges to X, then for every ε > 0 some W with ‖X/‖X‖ − W‖ < ε has rank(W) ≤
-b · log(ε/4) / log(1 − µλ) (``theory.fails_loudly.sgd_rank_bound``); its b presumes rank-one per-example gradients
-(a linear layer fed one vector per example).
+The lemma: LoRA trained by SGD with batch size b, step µ and weight decay λ (A ← (1 − µλ)A − µ∇_A, B likewise); if
+X_t = A_t B_tᵀ converges to X, then for every ε > 0 some W with ‖X/‖X‖ − W‖ < ε has rank(W) ≤ b·log(ε/4)/log(1 − µλ)
+(``theory.fails_loudly.sgd_rank_bound``); its b presumes rank-one per-example gradients (a linear layer fed one
+vector per example).
 
-Where it can bind. At a converged full-batch point (b = N) the update is stationary, A = −∇L̂(X)B/λ, so
-rank X ≤ rank ∇L̂(X) ≤ b when per-example gradients have rank one: the lemma says more than stationarity only when
+Where it can bind. At a converged full-batch point (b = N) the update is stationary, A = −∇L̂(X)B/λ, so rank X ≤
+rank ∇L̂(X) ≤ b when per-example gradients have rank one: the lemma says more than stationarity only when
 log(ε/4)/log(1 − µλ) is near 1 or below, i.e. µλ near 1 − ε/4. On the MiniLM runs (b = 32, µλ = 0.005) the bound is
-≈ 2·10⁴ and cannot fail (``kim_fails_loudly`` reports it there). This claim places it at b · HORIZON, HORIZON = 1.25,
-on instances whose converged points have rank b: ``verify.synthetic.orthogonal_rank_one`` (b = N examples, one unit
-rank-one measurement each on orthonormal pairs; its minimizers are not unique, but gradient descent from small random
-starts reaches rank-b ones here — the ranks are reported per start), full-batch LoRA gradient descent (SGD with b = N; a smaller
-batch does not converge under constant step and weight decay, Galanti et al.'s "SGD noise") from random starts.
-Near miss: the same runs on the instance with two rank-one measurements per example (per-example gradients of rank
-2, the lemma's presumption broken by one), where the converged ε-ranks must exceed the bound, which still counts b.
-"""
+≈ 2·10⁴ and cannot fail (``kim_fails_loudly`` reports it there). This claim places it at b · horizon (1.25,
+``Lemma1Config.horizon``), on instances whose converged points have rank b: ``verify.synthetic.orthogonal_rank_one``
+(b = N examples, one unit rank-one measurement each on orthonormal pairs; its minimizers are not unique, but
+gradient descent from small random starts reaches rank-b ones here — the ranks are reported per start), full-batch
+LoRA gradient descent (SGD with b = N; a smaller batch does not converge under constant step and weight decay,
+Galanti et al.'s "SGD noise") from random starts. Near miss: the same runs on the instance with two rank-one
+measurements per example (per-example gradients of rank 2, the lemma's presumption broken by one), where the
+converged ε-ranks must exceed the bound, which still counts b."""
 from __future__ import annotations
 
 from dataclasses import dataclass
