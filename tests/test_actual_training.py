@@ -159,3 +159,9 @@ def test_prepared_prefix_is_exact(clf, names):
         idx = torch.tensor([3, 0])
         np.testing.assert_allclose(lora.outputs(prep.select(idx)).numpy(), lora.outputs(batch).numpy()[[3, 0]],
                                    rtol=1e-12)
+
+
+def test_peft_default_gaussian_init_is_a_multiple_of_peft_std(clf, names):
+    fan_in = clf.model.get_parameter(names[0]).shape[1]
+    spec = at.InitSpec.parse(at.peft_default_gaussian(clf, names, 3.0))
+    assert spec.kind == "gaussian" and spec.scale == pytest.approx(3.0 / np.sqrt(3 * fan_in), rel=1e-3)

@@ -85,6 +85,13 @@ class InitSpec:
                             "file:POINT.npz")
 
 
+def peft_default_gaussian(classifier: models.PromptClassifier, weight_names: list[str], multiple: float) -> str:
+    """The ``--init`` text "gaussian:SCALE" with SCALE = ``multiple`` × PEFT's default std of A, 1/√(3·fan_in)
+    (kaiming-uniform with a = √5), fan_in the input size of the first tuned weight."""
+    fan_in = classifier.model.get_parameter(weight_names[0]).shape[1]
+    return f"gaussian:{multiple / np.sqrt(3 * fan_in):.4g}"
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """rank r per tuned matrix, λ, steps, step size η, batch (None = full batch), lora_alpha (None = r)."""

@@ -44,8 +44,8 @@ class KimConfig:
     #: random starts per scale (synthetic, linearized MiniLM); (zero-init starts, starts per scale) on the SDP-built
     #: instance (zero init reached its spurious minimum in 3–8 of 256 starts for seeds 0–5); whether to add the
     #: MiniLM parts; λ = 0 gradient-descent steps on the linearized MiniLM instance; actual-training steps and η;
-    #: L-BFGS iterations that continue each λ > 0 actual run to a stationary point (2 cores, 2026-12-03: 10–12 s for
-    #: starts up to 10 × PEFT's default, 26 s for 300 iterations from 30 ×, which uses them all)
+    #: L-BFGS iterations that continue each λ > 0 actual run to a stationary point (2 cores, 2026-12-03, 300 iterations
+    #: allowed: 12 s from 3 ×, 10 s from 10 × PEFT's default, 26 s from 30 ×, which used them all)
     starts: int
     adversarial_starts: tuple[int, int]
     real_starts: int
@@ -177,10 +177,9 @@ def _actual_rows(ctx: Context, cfg: KimConfig, r_star: int, norm_star: float) ->
     from verify.claims.entk_claims import task_for
     task = task_for(ctx)
     data = _data(task)
-    fan_in = task.classifier.model.get_parameter(task.weight_names[0]).shape[1]
     rows, polished = [], []
     for lam in (LAM, 0.0):
-        for init in ["zero", *(f"gaussian:{s / np.sqrt(3 * fan_in):.4g}" for s in KIM_SCALES)]:
+        for init in ["zero", *(at.peft_default_gaussian(task.classifier, task.weight_names, s) for s in KIM_SCALES)]:
             lora = at.attach(task.classifier, task.weight_names, at.TrainConfig(
                 rank=RANK, lam=lam, steps=cfg.actual_steps, lr=cfg.actual_lr, init=at.InitSpec.parse(init)))
             at.train(lora, *data["train"])
@@ -209,8 +208,7 @@ def _polished_summaries(polished: list[tuple[dict, np.ndarray, float, float, flo
     curvature test it is not proven a local minimum either)."""
     best = min(polished, key=lambda p: p[2])
     for row, X, F, grad, acc in polished:
-        s = np.linalg.svd(X, compute_uv=False)
-        rank = int(np.sum(s > s[0] * max(X.shape) * np.finfo(float).eps)) if s[0] > 0 else 0
+        rank = int(np.linalg.matrix_rank(X))
         higher = F - best[2] > KIM_ACTUAL_OBJECTIVE_RTOL * max(1.0, abs(best[2]))
         row["after L-BFGS"] = (f"F = {F:.10g}, ‖∇F‖ = {grad:.2g}, rank {rank}, ‖X‖_F = {np.linalg.norm(X):.4g}, "
                                f"‖X − X_best‖_F = {np.linalg.norm(X - best[1]):.2g}, test accuracy {acc:.3f}: "

@@ -74,11 +74,6 @@ class Lemma1Runs:
         return max(self.grad_rtols) <= LEMMA_1_GRAD_RTOL
 
 
-def _rank(M: np.ndarray) -> int:
-    s = np.linalg.svd(M, compute_uv=False)
-    return int(np.sum(s > s[0] * max(M.shape) * np.finfo(float).eps)) if s[0] > 0 else 0
-
-
 def lemma_1_runs(ctx: Context, cfg: Lemma1Config, outputs_per_example: int, key: str) -> Lemma1Runs:
     """Full-batch LoRA GD with step µ = ``lemma_1_decay``/λ from ``cfg.starts`` random starts on the
     ``orthogonal_rank_one`` instance with ``outputs_per_example`` rank-one measurements per example."""
@@ -90,9 +85,9 @@ def lemma_1_runs(ctx: Context, cfg: Lemma1Config, outputs_per_example: int, key:
     Q0 = ctx.rng(f"{key}/starts").standard_normal((cfg.starts, 2 * d, cfg.rank)) * cfg.init_scale / np.sqrt(d)
     ends = training_runs(inst, Q0, lr, cfg.steps, ctx.device)
     deltas = [e.delta for e in ends]
-    return Lemma1Runs(inst.name, [fl.eps_rank(X, cfg.eps) for X in deltas], [_rank(X) for X in deltas],
+    return Lemma1Runs(inst.name, [fl.eps_rank(X, cfg.eps) for X in deltas], [int(np.linalg.matrix_rank(X)) for X in deltas],
                       [e.grad_norm / max(1.0, float(np.linalg.norm(e.Q))) for e in ends],
-                      [_rank(inst.gradient(X)) for X in deltas], [certify_result(inst, e).certified for e in ends])
+                      [int(np.linalg.matrix_rank(inst.gradient(X))) for X in deltas], [certify_result(inst, e).certified for e in ends])
 
 
 def lemma_1_verdict(runs: Lemma1Runs, bound: float) -> tuple[Verdict, float]:
