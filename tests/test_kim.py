@@ -201,23 +201,65 @@ def test_actual_risk_agrees_with_the_linearization_to_first_order(tiny_task):
     assert risk.dot(g, Delta) == pytest.approx(risk.directional(FD_STEP * Delta, Delta), rel=TOL)
 
 
+def _tiny_star(inst, blocks, rng):
+    X_star = np.zeros((inst.m, inst.n))
+    rows, cols = blocks[0]
+    X_star[rows, cols] = 0.1 * np.outer(rng.standard_normal(rows.stop - rows.start),
+                                        rng.standard_normal(cols.stop - cols.start))
+    return X_star
+
+
 def test_actual_estimates_are_the_rsc_and_rsm_ratios_of_their_samples(tiny_task):
     """The fused pass (gradient and Hessian form from one forward-over-reverse) gives, per sample, the RSC ratio
     of ``rsc_ratio`` and the RSM ratio of ``hessian_form`` at the same sampled X and E."""
     inst = tiny_task.train
     risk = ActualRisk(tiny_task)
     blocks = blocks_of((inst.m, inst.n), inst.provenance["weight_shapes"])
-    rng = np.random.default_rng(3)
-    X_star = np.zeros((inst.m, inst.n))
-    rows, cols = blocks[0]
-    X_star[rows, cols] = 0.1 * np.outer(rng.standard_normal(rows.stop - rows.start),
-                                        rng.standard_normal(cols.stop - cols.start))
+    X_star = _tiny_star(inst, blocks, np.random.default_rng(3))
     est = actual_estimates(risk, X_star, 2, 1.0, 3, np.random.default_rng(4), blocks)
     again = np.random.default_rng(4)
     for k, (sample, _) in enumerate(restricted_samples(again, X_star, 2, 1.0, 3, blocks)):
         X, E = sample.dense(), rsm_direction(again, sample).dense()
         assert est.rsc[k] == pytest.approx(risk.rsc_ratio(X, X_star), rel=1e-9, abs=1e-12)
         assert est.rsm[k] == pytest.approx(risk.hessian_form(X, E) / np.sum(E * E), rel=TOL)
+
+
+def test_batched_actual_estimates_equal_one_at_a_time(tiny_task):
+    """The vmapped pass over a batch (here 3, with a last partial batch) gives the ratios of one sample a pass."""
+    inst = tiny_task.train
+    risk = ActualRisk(tiny_task)
+    blocks = blocks_of((inst.m, inst.n), inst.provenance["weight_shapes"])
+    X_star = _tiny_star(inst, blocks, np.random.default_rng(3))
+    one = actual_estimates(risk, X_star, 2, 1.0, 5, np.random.default_rng(4), blocks, batch=1)
+    many = actual_estimates(risk, X_star, 2, 1.0, 5, np.random.default_rng(4), blocks, batch=3)
+    np.testing.assert_allclose(many.rsc, one.rsc, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(many.rsm, one.rsm, rtol=1e-10, atol=1e-14)
+    np.testing.assert_array_equal(many.dist, one.dist)
+
+
+def test_actual_risk_on_its_own_device_shares_the_encoder(tiny_task):
+    """On the device the classifier lives on no copy is made; the sample count follows the device choice."""
+    from verify.claims.entk_kim_claims import CONFIG
+    clf = tiny_task.classifier
+    assert clf.on_device(torch.device("cpu")) is clf
+    assert ActualRisk(tiny_task, "cpu").params[tiny_task.weight_names[0]].data_ptr() == \
+        clf.model.get_parameter(tiny_task.weight_names[0]).data_ptr()
+    assert CONFIG.full.actual_samples_on("cpu") == CONFIG.full.actual_samples
+    assert CONFIG.full.actual_samples_cuda == 1000  # the paper's count
+
+
+@pytest.mark.gpu
+def test_actual_estimates_on_cuda_match_cpu(tiny_task):
+    """The same samples on a CUDA copy of the encoder give the CPU's ratios (float64)."""
+    inst = tiny_task.train
+    blocks = blocks_of((inst.m, inst.n), inst.provenance["weight_shapes"])
+    X_star = _tiny_star(inst, blocks, np.random.default_rng(3))
+    cuda = ActualRisk(tiny_task, "cuda")
+    assert next(iter(cuda.params.values())).device.type == "cuda"
+    on_gpu = actual_estimates(cuda, X_star, 2, 1.0, 5, np.random.default_rng(4), blocks)
+    on_cpu = actual_estimates(ActualRisk(tiny_task, "cpu"), X_star, 2, 1.0, 5, np.random.default_rng(4), blocks)
+    np.testing.assert_allclose(on_gpu.rsc, on_cpu.rsc, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(on_gpu.rsm, on_cpu.rsm, rtol=1e-8, atol=1e-12)
 
 
 @given(seed=seeds, m=st.integers(1, 6), n=st.integers(1, 6), eps=st.floats(0.01, 1.5))

@@ -35,6 +35,8 @@ than chance, with room left for fine-tuning.
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -295,6 +297,15 @@ class PromptClassifier:
     @property
     def model(self) -> nn.Module:
         return self.text_model.model
+
+    def on_device(self, device: torch.device) -> "PromptClassifier":
+        """This classifier with its encoder and label embeddings on ``device``: itself when they are there
+        already, else a copy (the encoder deep-copied; the tokenizer and provenance shared)."""
+        if self.label_embeddings.device.type == torch.device(device).type:
+            return self
+        text_model = TextModel(copy.deepcopy(self.model).to(device), self.text_model.tokenizer,
+                               self.text_model.provenance)
+        return dataclasses.replace(self, text_model=text_model, label_embeddings=self.label_embeddings.to(device))
 
     @property
     def provenance(self) -> dict:
