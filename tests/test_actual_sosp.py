@@ -66,3 +66,19 @@ def test_zero_factors_are_a_proven_saddle(clf):
     test = sosp_test(lora, batch, LABELS, 200, np.random.default_rng(0))
     assert test.grad_norm == 0.0 and test.stationary
     assert test.negative_curvature and test.label == "saddle"
+
+
+@pytest.mark.gpu
+def test_polish_and_sosp_test_on_cuda_match_cpu(clf):
+    """L-BFGS polishing and the Hessian-vector-product SOSP test run on a CUDA copy of the classifier and agree
+    with the CPU (float64)."""
+    out = []
+    for c, labels in ((clf, LABELS), (clf.on_device(torch.device("cuda")), LABELS.to("cuda"))):
+        lora, batch = _lora(c, "gaussian:0.3"), c.encode(TEXTS)
+        at.train(lora, batch, labels)
+        at.polish(lora, batch, labels, 100)
+        out.append((lora.delta(), sosp_test(lora, batch, labels, 40, np.random.default_rng(0))))
+    (d_cpu, t_cpu), (d_gpu, t_gpu) = out
+    np.testing.assert_allclose(d_gpu, d_cpu, rtol=1e-6, atol=1e-9)
+    assert t_gpu.objective == pytest.approx(t_cpu.objective, rel=1e-10)
+    assert t_gpu.label == t_cpu.label

@@ -165,3 +165,31 @@ def test_peft_default_gaussian_init_is_a_multiple_of_peft_std(clf, names):
     fan_in = clf.model.get_parameter(names[0]).shape[1]
     spec = at.InitSpec.parse(at.peft_default_gaussian(clf, names, 3.0))
     assert spec.kind == "gaussian" and spec.scale == pytest.approx(3.0 / np.sqrt(3 * fan_in), rel=1e-3)
+
+
+def test_cublas_workspace_is_set_for_deterministic_cuda_products():
+    """verify.device sets CUBLAS_WORKSPACE_CONFIG at import (else deterministic mode raises on CUDA products) and
+    keeps a user's own value."""
+    import os
+    import subprocess
+    import sys
+    code = "import os, verify.device; print(os.environ['CUBLAS_WORKSPACE_CONFIG'])"
+    env = {k: v for k, v in os.environ.items() if k != "CUBLAS_WORKSPACE_CONFIG"}
+    fresh = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    kept = subprocess.run([sys.executable, "-c", code], env=env | {"CUBLAS_WORKSPACE_CONFIG": ":16:8"},
+                          capture_output=True, text=True, check=True)
+    assert fresh.stdout.strip() == ":4096:8" and kept.stdout.strip() == ":16:8"
+
+
+@pytest.mark.gpu
+def test_cuda_training_is_deterministic_and_matches_cpu(clf, names):
+    """The classifier copied to CUDA (``PromptClassifier.on_device``) trains deterministically under
+    ``actual_training.deterministic`` and ends where the CPU run ends (float64, 5 full-batch steps)."""
+    gpu = clf.on_device(torch.device("cuda"))
+    batch, labels = gpu.encode(TEXTS), LABELS.to("cuda")
+    runs = [at.train(at.attach(gpu, names, _cfg("gaussian:0.2", steps=5)), batch, labels) for _ in range(2)]
+    np.testing.assert_array_equal(runs[0].lora.delta(), runs[1].lora.delta())
+    cpu = at.train(at.attach(clf, names, _cfg("gaussian:0.2", steps=5)), clf.encode(TEXTS), LABELS)
+    np.testing.assert_allclose(runs[0].lora.delta(), cpu.lora.delta(), rtol=1e-8, atol=1e-12)
+    assert at.evaluate(runs[0].lora, batch, labels)["accuracy"] == at.evaluate(cpu.lora, clf.encode(TEXTS),
+                                                                                 LABELS)["accuracy"]

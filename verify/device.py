@@ -1,12 +1,18 @@
 """The one place where a device choice "auto" / "cpu" / "cuda" becomes a device (CLI, solvers, metadata)."""
 from __future__ import annotations
 
+import os
 import platform
 
 import torch
 
 #: the accepted device choices (CLI ``--device``)
 DEVICES = ("auto", "cpu", "cuda")
+#: cuBLAS workspace setting that makes its matrix products deterministic on CUDA ≥ 10.2; without it
+#: ``torch.use_deterministic_algorithms(True)`` (``actual_training.deterministic``) raises on the first CUDA product
+#: (torch's "Reproducibility" notes). Set at import, before any CUDA work of this package; a user's value is kept.
+CUBLAS_WORKSPACE = ":4096:8"
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
 
 
 def resolve(name: str = "auto") -> str:

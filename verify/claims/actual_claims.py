@@ -11,7 +11,7 @@ import torch
 from verify import actual_training as at
 from verify import data_text, entk
 from verify.claims.base import ClaimOutcome, ClaimSpec, Context, ControlKind, Profiles, Timer, control
-from verify.claims.entk_claims import SECTION, _name, accuracy_verdict, optimum_for, task_for
+from verify.claims.entk_claims import SECTION, _name, accuracy_verdict, actual_task_for, optimum_for
 from verify.commands.train import block_ranks
 from verify.results import CheckResult, Verdict
 from verify.tolerances import NTK_ACC_HOLD_SE, NTK_ACC_REFUTE_SE, TABLE4_NEAR_LRS
@@ -36,10 +36,13 @@ TABLE_4 = Profiles(quick=Table4Config(rank=8, seeds=3, steps=100, lr=0.5),
 
 
 def _data(task):
+    """Tokenized train / test texts and labels, on the task's classifier's device."""
     clf = task.classifier
     train = data_text.sample_train(task.train.N, np.random.default_rng(task.train.provenance.get("seed", 0)))
     test = data_text.load_sentiment("test")
-    return {name: (clf.encode(s.texts), torch.tensor(s.labels)) for name, s in (("train", train), ("test", test))}
+    device = clf.label_embeddings.device
+    return {name: (clf.encode(s.texts), torch.tensor(s.labels, device=device))
+            for name, s in (("train", train), ("test", test))}
 
 
 def _run_actual(task, data, cfg: Table4Config, lr: float, seed: int, lam: float):
@@ -55,7 +58,7 @@ def run_table_4(ctx: Context) -> ClaimOutcome:
     every LoRA rank ≥ rank δ*, so at the rank trained here too)."""
     cfg = TABLE_4.of(ctx)
     with Timer() as t:
-        task = task_for(ctx)
+        task = actual_task_for(ctx)
         opt, cert = optimum_for(ctx)
         inst, data = task.train, _data(task)
         layout = entk.BlockLayout.of(task.classifier.model, task.weight_names)

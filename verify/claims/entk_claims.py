@@ -7,6 +7,7 @@ The instance is extracted once per seed and data file and cached beside the repo
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -19,6 +20,7 @@ from verify import data_text, entk, real_task
 from verify.certify import GAP_RTOL, certify, certify_result
 from verify.claims.base import ClaimOutcome, ClaimSpec, Context, ControlKind, Profiles, Timer, control
 from verify.claims.rank_speed_check import Section6Config, section_6_outcome
+from verify.device import device_for, resolve
 from verify.claims.verdicts import (certificate_verdict, combine, landscape_verdict, rademacher_verdict,
                                     verdict_from_margin)
 from verify.experiments.controls import (TRUNCATED_STEPS, perturbed_point, rademacher_wrong_power,
@@ -96,6 +98,19 @@ def _task(cache_root: str, seed: int) -> real_task.RealTask:
 def task_for(ctx: Context) -> real_task.RealTask:
     root = ctx.cache_dir.parent if ctx.cache_dir is not None else Path("reports/.cache")
     return _task(str(root), ctx.seed)
+
+
+@lru_cache(maxsize=2)
+def _actual_task(cache_root: str, seed: int, device: str) -> real_task.RealTask:
+    task = _task(cache_root, seed)
+    return dataclasses.replace(task, classifier=task.classifier.on_device(device_for(device)))
+
+
+def actual_task_for(ctx: Context) -> real_task.RealTask:
+    """:func:`task_for` with its classifier on the context's device (CUDA when present with "auto"; the same task
+    on a CPU): for the claims that evaluate or train the actual network."""
+    root = ctx.cache_dir.parent if ctx.cache_dir is not None else Path("reports/.cache")
+    return _actual_task(str(root), ctx.seed, resolve(ctx.device))
 
 
 @lru_cache(maxsize=2)

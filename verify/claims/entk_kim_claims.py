@@ -15,7 +15,7 @@ from theory import fails_loudly as fl
 from theory.linearized_model import apply_A, sensing_norm_squared
 from theory.sensing import is_operator
 from verify.claims.base import ClaimOutcome, ClaimSpec, Context, ControlKind, Profiles, Timer, control
-from verify.claims.entk_claims import optimum_for, task_for
+from verify.claims.entk_claims import actual_task_for, optimum_for, task_for
 from verify.certify import certify, certify_result
 from verify.claims.verdicts import verdict_from_margin
 from verify.device import resolve
@@ -270,7 +270,7 @@ def run_entk_kim_dichotomy(ctx: Context) -> ClaimOutcome:
             rows[f"end point {k} ({init} init)"] = (f"certified {c.certified} (gap bound {c.gap_bound:.2g}), "
                                                    f"‖X − X*‖_F = {dist:.3g} (≤ D: {dist <= D}), theorem's case: "
                                                    f"{case}; agrees with the certificate: {v is Verdict.HOLDS}")
-        actual, actual_near = _actual_end_points(ctx, cfg, task, opt.delta, cert.rank, blocks)
+        actual, actual_near = _actual_end_points(ctx, cfg, actual_task_for(ctx), opt.delta, cert.rank, blocks)
         near = truncated_run(inst, cfg.rank, ctx.rng("entk_kim_d/near"), ctx.device, steps=NTK_NEAR_TRUNCATED_STEPS)
         near_cert = certify_result(inst, near)
         case_n, v_near, m_near = _case_vs_certificate(near.delta, near_cert.certified, cfg.rank, cert.rank, alpha,

@@ -174,8 +174,8 @@ def _actual_rows(ctx: Context, cfg: KimConfig, r_star: int, norm_star: float) ->
     compared with the best objective so reached: a higher one is proven not global (``_polished_summaries``)."""
     from verify import actual_training as at
     from verify.claims.actual_claims import _data
-    from verify.claims.entk_claims import task_for
-    task = task_for(ctx)
+    from verify.claims.entk_claims import actual_task_for
+    task = actual_task_for(ctx)
     data = _data(task)
     rows, polished = [], []
     for lam in (LAM, 0.0):

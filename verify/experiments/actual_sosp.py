@@ -69,7 +69,8 @@ def sosp_test(lora: at.LoraModel, batch: dict[str, torch.Tensor], labels: torch.
 
     def hvp(v: np.ndarray) -> np.ndarray:
         count[0] += 1
-        parts = torch.split(torch.as_tensor(np.asarray(v).reshape(-1), dtype=params[0].dtype), sizes)
+        parts = torch.split(torch.as_tensor(np.asarray(v).reshape(-1), dtype=params[0].dtype, device=params[0].device),
+                            sizes)
         with at.deterministic():
             g = torch.autograd.grad(at.objective(lora, prepared, labels), params, create_graph=True)
             hv = torch.autograd.grad(sum(torch.sum(gi * vi.reshape(s)) for gi, vi, s in zip(g, parts, shapes)),
