@@ -313,19 +313,42 @@ def test_orthogonal_rank_one_measurements_and_their_optimum(seed, N, K):
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_lemma_1_holds_where_it_binds_and_fails_with_rank_two_examples(seed):
-    """Other seeds than the report's: the converged ε-ranks (rank b) stay below b·1.25 with rank-one example
-    gradients and exceed it with rank-two ones; a run cut short is not judged (INCONCLUSIVE)."""
+def test_lemma_1_as_printed_fails_with_two_vectors_per_example(seed):
+    """Other seeds than the report's, at µλ = 1 − ε/4 (bound b in both readings): converged runs with rank-two example
+    gradients exceed it, rank-one ones sit at b; a run stopped early is not judged (INCONCLUSIVE)."""
     from verify.claims.base import Context
-    from verify.claims.kim_lemma_1 import CONFIG, lemma_1_runs, lemma_1_verdict
+    from verify.claims.kim_lemma_1 import CONFIG, EARLY_STEPS, Lemma1Bounds, lemma_1_runs, lemma_1_verdict
     ctx, cfg = Context(seed=seed, device="cpu"), CONFIG.quick
-    bound = cfg.horizon * cfg.examples
-    main = lemma_1_runs(ctx, cfg, 1, "main")
-    assert lemma_1_verdict(main, bound)[0] is Verdict.HOLDS and all(main.certified)
-    assert max(main.ranks) == cfg.examples
-    assert lemma_1_verdict(lemma_1_runs(ctx, cfg, 2, "near"), bound)[0] is Verdict.VIOLATED
-    short = lemma_1_runs(ctx, dataclasses.replace(cfg, steps=5), 1, "main")
-    assert lemma_1_verdict(short, bound)[0] is Verdict.INCONCLUSIVE
+    bounds = Lemma1Bounds.of(cfg)
+    assert bounds.whole_steps == cfg.examples and bounds.printed == pytest.approx(cfg.examples, rel=1e-12)
+    assert lemma_1_verdict(lemma_1_runs(ctx, cfg, 2, "two"), bounds)[0] is Verdict.VIOLATED
+    one = lemma_1_runs(ctx, cfg, 1, "one")
+    assert lemma_1_verdict(one, bounds)[0] is Verdict.HOLDS and all(one.certified)
+    assert max(one.ranks) == max(one.eps_ranks) == cfg.examples
+    early = lemma_1_runs(ctx, dataclasses.replace(cfg, steps=EARLY_STEPS), 2, "two")
+    assert lemma_1_verdict(early, bounds)[0] is Verdict.INCONCLUSIVE
+
+
+def test_lemma_1_verdict_is_inconclusive_where_the_reading_decides():
+    """An ε-rank between the printed bound and the whole-step one depends on the unread proof's rounding."""
+    from verify.claims.kim_lemma_1 import Lemma1Bounds, Lemma1Runs, lemma_1_verdict
+    runs = lambda k: Lemma1Runs("toy", [k], [k], [1e-15], [k], [True])  # noqa: E731
+    bounds = Lemma1Bounds(printed=5.0, whole_steps=8)
+    assert lemma_1_verdict(runs(5), bounds)[0] is Verdict.HOLDS
+    assert lemma_1_verdict(runs(6), bounds)[0] is Verdict.INCONCLUSIVE
+    assert lemma_1_verdict(runs(9), bounds) == (Verdict.VIOLATED, pytest.approx(-1 / 8))
+
+
+@given(eps=st.floats(0.01, 3.9), decay=st.floats(0.01, 0.99))
+def test_decay_steps_is_the_least_whole_number_of_decays_below_eps_over_4(eps, decay):
+    k = fl.decay_steps(decay, 1.0, eps)
+    assert (1 - decay) ** k <= eps / 4 * (1 + 1e-8)
+    assert k == 0 or (1 - decay) ** (k - 1) > eps / 4 * (1 - 1e-8)
+
+
+def test_decay_steps_counts_a_ratio_of_one_as_one_step():
+    """µλ = 1 − ε/4 is not exact in binary (ratio 1 + 2e-16 at ε = 0.1): one step, not two."""
+    assert fl.decay_steps(0.975 / 0.5, 0.5, 0.1) == 1 and fl.decay_steps(fl.lemma_1_decay(0.1, 1.25), 1.0, 0.1) == 2
 
 
 def test_lemma_1_beside_the_actual_runs_says_why_it_is_not_decided():

@@ -226,6 +226,19 @@ def sgd_rank_bound(batch: int, lr: float, weight_decay: float, eps: float) -> fl
     return max(0.0, batch * np.log(eps / 4) / np.log(1 - decay))
 
 
+#: relative slack within which log(ε/4)/log(1 − µλ) counts as a whole number of decay steps (µλ = 1 − ε/4 is not
+#: exact in binary: the ratio comes out 1 + 2e-16 at ε = 0.1)
+WHOLE_STEP_RTOL = 1e-9
+
+
+def decay_steps(lr: float, weight_decay: float, eps: float) -> int:
+    """The least whole k with (1 − µλ)^k ≤ ε/4: ⌈log(ε/4)/log(1 − µλ)⌉, the number of weight-decay steps after which
+    the part of A from before them is below ε/4 of its size — the whole-step count an unrolled SGD recursion uses
+    (a ratio within WHOLE_STEP_RTOL of an integer counts as that integer). 0 when ε ≥ 4."""
+    ratio = sgd_rank_bound(1, lr, weight_decay, eps)
+    return int(np.ceil(ratio * (1 - WHOLE_STEP_RTOL)))
+
+
 def lemma_1_decay(eps: float, horizon: float) -> float:
     """The µλ at which Lemma 1's bound (:func:`sgd_rank_bound`) equals b · ``horizon``: log(ε/4)/log(1 − µλ) =
     horizon, so µλ = 1 − (ε/4)^(1/horizon). A horizon just above 1 puts the bound just above b, the rank that

@@ -226,7 +226,8 @@ def lemma_1_details(cfg: KimConfig, n_train: int) -> dict:
             "verdict": f"not decided here: the bound exceeds the LoRA rank {RANK} (and min(m, n)), which caps every "
                        "rank, so it cannot fail on these runs; at a converged full-batch point rank X ≤ rank of the gradient "
                        "≤ b·(tokens per example) anyway. It binds only for µλ near 1 − ε/4: claim kim_lemma_1 decides "
-                       "it there, on instances built for it; the end points' ε-ranks are in the rows"}
+                       "the printed statement there (it fails once examples give rank-two gradients); the end points' "
+                       "ε-ranks are in the rows"}
 
 
 def run_kim_fails_loudly(ctx: Context) -> ClaimOutcome:
