@@ -263,6 +263,19 @@ def test_actual_estimates_on_cuda_match_cpu(tiny_task):
 
 
 @given(seed=seeds, m=st.integers(1, 6), n=st.integers(1, 6), eps=st.floats(0.01, 1.5))
+def test_spectral_eps_rank_is_the_least_rank_within_eps(seed, m, n, eps):
+    """Lemma 1's quantity in the spectral norm: the rank-k truncation of X/‖X‖₂ is within ε, rank k − 1 is not."""
+    X = np.random.default_rng(seed).standard_normal((m, n))
+    U, s, Vt = np.linalg.svd(X / np.linalg.norm(X, 2), full_matrices=False)
+    residual = lambda k: np.linalg.norm(X / np.linalg.norm(X, 2) - (U[:, :k] * s[:k]) @ Vt[:k], 2) if k < s.size \
+        else 0.0  # noqa: E731
+    k = fl.eps_rank_spectral(X, eps)
+    assert residual(k) < eps
+    assert k == 0 or residual(k - 1) >= eps * (1 - 1e-12)
+    assert fl.eps_rank_spectral(np.zeros((m, n)), eps) == 0
+
+
+@given(seed=seeds, m=st.integers(1, 6), n=st.integers(1, 6), eps=st.floats(0.01, 1.5))
 def test_eps_rank_is_the_least_rank_within_eps(seed, m, n, eps):
     """Lemma 1's quantity: the truncated SVD of rank eps_rank(X, ε) is within ε of X/‖X‖_F, one rank less is not."""
     X = np.random.default_rng(seed).standard_normal((m, n))
@@ -332,11 +345,15 @@ def test_lemma_1_as_printed_fails_with_two_vectors_per_example(seed):
 def test_lemma_1_verdict_is_inconclusive_where_the_reading_decides():
     """An ε-rank between the printed bound and the whole-step one depends on the unread proof's rounding."""
     from verify.claims.kim_lemma_1 import Lemma1Bounds, Lemma1Runs, lemma_1_verdict
-    runs = lambda k: Lemma1Runs("toy", [k], [k], [1e-15], [k], [True])  # noqa: E731
+    runs = lambda k, ks=None: Lemma1Runs("toy", [k], [k if ks is None else ks], [k], [1e-15], [k], [True])  # noqa: E731
     bounds = Lemma1Bounds(printed=5.0, whole_steps=8)
     assert lemma_1_verdict(runs(5), bounds)[0] is Verdict.HOLDS
     assert lemma_1_verdict(runs(6), bounds)[0] is Verdict.INCONCLUSIVE
     assert lemma_1_verdict(runs(9), bounds) == (Verdict.VIOLATED, pytest.approx(-1 / 8))
+    assert lemma_1_verdict(runs(5, ks=6), bounds)[0] is Verdict.INCONCLUSIVE  # the norms disagree
+    assert lemma_1_verdict(runs(9, ks=8), bounds)[0] is Verdict.INCONCLUSIVE
+    unconverged = Lemma1Runs("toy", [9], [9], [9], [1e-3], [9], [True])
+    assert lemma_1_verdict(unconverged, bounds)[0] is Verdict.INCONCLUSIVE
 
 
 @given(eps=st.floats(0.01, 3.9), decay=st.floats(0.01, 0.99))

@@ -252,11 +252,20 @@ def lemma_1_decay(eps: float, horizon: float) -> float:
 
 def eps_rank(X: np.ndarray, eps: float) -> int:
     """The least rank of a W (m, n) with ‖X/‖X‖_F − W‖_F < ε (Eckart–Young: W the truncated SVD of X/‖X‖_F),
-    the quantity Lemma 1 bounds. The Frobenius norm is the stricter reading of the lemma's unnamed norm (an
-    ε-rank in the spectral norm is never larger). 0 for X = 0."""
+    the quantity Lemma 1 bounds, its unnamed norm read as Frobenius (:func:`eps_rank_spectral` reads it as the
+    spectral norm; neither is always the larger). 0 for X = 0."""
     s = np.linalg.svd(np.asarray(X, dtype=float), compute_uv=False)
     total = float(np.sum(s * s))
     if total == 0.0:
         return 0
     tail = np.concatenate([np.cumsum((s * s)[::-1])[::-1], [0.0]]) / total  # tail[k] = Σ_{s>k} σ_s² / ‖X‖²
     return int(np.argmax(tail < eps * eps))
+
+
+def eps_rank_spectral(X: np.ndarray, eps: float) -> int:
+    """The least rank of a W (m, n) with ‖X/‖X‖₂ − W‖₂ < ε (Eckart–Young in the spectral norm: the least k with
+    σ_{k+1}(X) < ε σ_1(X)): Lemma 1's quantity with its unnamed norm read as the spectral norm. 0 for X = 0."""
+    s = np.linalg.svd(np.asarray(X, dtype=float), compute_uv=False)
+    if s.size == 0 or s[0] == 0.0:
+        return 0
+    return int(np.argmax(np.append(s, 0.0) < eps * s[0]))
