@@ -190,6 +190,19 @@ def test_report_draws_each_figure_once(tmp_path, monkeypatch):
     assert [c["id"] for c in out["claims"]] == only
 
 
+def test_report_prints_nested_details_in_markdown_and_html():
+    """Tables and per-run records (dicts, lists) reach report.md and report.html, long lists cut with a count."""
+    details = {"table": {"r = 8": "paper 0.0061 | ours 8e-05"}, "runs": [{"seed": 0, "ranks": [8, 8]}],
+               "end points": [f"p{i}" for i in range(report.DETAILS_LIST_SHOWN + 3)], "empty": [], "x": 0.123456}
+    md = "\n".join(report._details_lines(details))
+    assert "  - table:\n    - r = 8: paper 0.0061 | ours 8e-05" in md
+    assert "    - seed 0; ranks 8, 8" in md and "  - empty: (none)" in md and "  - x: 0.1235" in md
+    assert f"p{report.DETAILS_LIST_SHOWN - 1}" in md and f"p{report.DETAILS_LIST_SHOWN}" not in md
+    assert f"… 3 more (all {report.DETAILS_LIST_SHOWN + 3} in report.json)" in md
+    page = report._details_html(details)
+    assert "<i>r = 8:</i> paper 0.0061 | ours 8e-05" in page and "seed 0; ranks 8, 8" in page and "… 3 more" in page
+
+
 def test_report_rejects_unknown_profile(tmp_path):
     with pytest.raises(ValueError, match="profile"):
         report.generate("medium", tmp_path)

@@ -30,7 +30,7 @@ DATA = {
                         "ours_linearized": [{"alpha_upper": 1e-4, "beta_lower": 0.01, "beta_over_alpha": 100.0}] * 2,
                         "ours_actual": [{"alpha_upper": -1e-6, "beta_lower": 0.005, "beta_over_alpha": None}] * 2,
                         "paper": {"8": [8.0249, 0.0061, 0.0492], "64": [None, -0.0445, 0.3371]},
-                        "witness_actual": -1e-6},
+                        "witness_actual": -1e-6, "alpha_refuted": True},
     "min_grad_rates": figure_data.min_grad_rates("t", [figure_data.min_grad_series(
         "r = 1", [2, 10, 100], [1e-2, 1e-3, 1e-5], {"Thm 3.5": [1.0, 0.5, 0.1]}, {"1/T": 0.1, "1/logT": 0.01})]),
     "kim_end_points": {"kind": "kim_end_points", "points": [

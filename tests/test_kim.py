@@ -94,6 +94,27 @@ def test_batched_ratios_match_the_single_ones(seed, loss):
     np.testing.assert_allclose(got, want, rtol=1e-10)
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_kim_rsc_rsm_sampled_beta_reaches_the_exact_beta_and_a_half_scale_is_caught(seed):
+    """Other seeds than the report's: on the 2×2 instance with exact constants the sampled β is within
+    KIM_BETA_REACH_RTOL of the exact β (HOLDS), and the ratios taken at half scale are caught."""
+    from verify.claims.base import Context
+    from verify.claims.kim_claims import run_kim_rsc_rsm
+    out = run_kim_rsc_rsm(Context(seed=seed, device="cpu"))
+    assert out.check.verdict is Verdict.HOLDS, out.check.details
+    half = next(c for c in out.controls if c.id == "kim_rsm_ratio_half_convention")
+    assert half.caught and half.margin < -0.4
+
+
+def test_entk_kim_table_entry_says_na_where_alpha_is_refuted():
+    """β/α is a lower bound on the true β/α only where α > 0; a proof of α ≤ 0 makes it N/A."""
+    from verify.claims.entk_kim_claims import _table_side
+    from verify.experiments.kim_constants import ConstantEstimates
+    est = ConstantEstimates(8, 5.0, np.array([2e-4, 3e-4]), np.array([0.01, 0.02]), np.array([1.0, 2.0]))
+    assert "β/α ≥ 100 (if α > 0)" in _table_side("actual", est, None)
+    assert _table_side("actual", est, "α ≤ -3e-06 (the witness)").endswith("but α ≤ -3e-06 (the witness): β/α N/A")
+
+
 def test_dichotomy_decisions_by_hand():
     """2α/β = 0.5, r* = 1, r = 2: σ = (1, 0.4) is case (i), σ = (1, 0.8) case (ii) with bound
     √(0.64 / (1 − 0.5/0.8)) − ‖X*‖."""

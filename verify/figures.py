@@ -111,7 +111,9 @@ def kim_rank_curves(data: dict, path: Path) -> Path:
     paper = [data["paper"].get(str(k)) for k in r]
     for ax, key, idx, title in ((axes[0], "alpha_upper", 1, "α (sampled: upper bound)"),
                                 (axes[1], "beta_lower", 2, "β (sampled: lower bound)"),
-                                (axes[2], "beta_over_alpha", 0, "β/α (where α > 0)")):
+                                (axes[2], "beta_over_alpha", 0,
+                                 "sampled β/α: N/A, the witness proves α ≤ 0" if data.get("alpha_refuted")
+                                 else "sampled β/α: lower bound if α > 0")):
         for name in ("ours_linearized", "ours_actual"):
             y = [row[key] if row[key] is not None else float("nan") for row in data[name]]
             ax.plot(r, y, marker="o", label=name.replace("_", ", "))
@@ -122,6 +124,8 @@ def kim_rank_curves(data: dict, path: Path) -> Path:
             ax.set_yscale("symlog", linthresh=1e-5)
             if "witness_actual" in data:
                 ax.axhline(data["witness_actual"], color="red", lw=0.8, ls=":", label="witness (actual): α ≤ this")
+                if data.get("alpha_refuted"):
+                    ax.axhline(0.0, color="grey", lw=0.8, ls="-.", label="witness (linearized): α = 0")
         else:
             ax.set_yscale("log")
         ax.set_title(title, fontsize=8)

@@ -143,8 +143,60 @@ def _fmt(x) -> str:
     return str(x)
 
 
-def _details_lines(details: dict) -> list[str]:
-    return [f"  - {k}: {_fmt(v)}" for k, v in details.items() if not isinstance(v, (list, dict))]
+#: entries of a list detail printed in report.md / report.html; longer lists (per-start end points) say how many
+#: more there are, all of them in report.json
+DETAILS_LIST_SHOWN = 12
+
+
+def _scalars(value) -> bool:
+    """A short list of numbers or strings, printed on one line."""
+    return (isinstance(value, list) and len(value) <= DETAILS_LIST_SHOWN
+            and not any(isinstance(v, (list, dict)) for v in value))
+
+
+def _leaf(value) -> str | None:
+    """The one-line text of a scalar or a short flat list; None for a detail that nests."""
+    if _scalars(value):
+        return ", ".join(map(_fmt, value)) if value else "(none)"
+    if isinstance(value, (list, dict)):
+        return None if value else "(none)"
+    return _fmt(value)
+
+
+def _inline(entry):
+    """A list entry that is a flat dict (one record: an end point, a run) as one line; anything else unchanged."""
+    if isinstance(entry, dict) and all(_leaf(v) is not None for v in entry.values()):
+        return "; ".join(f"{k} {_leaf(v)}" for k, v in entry.items())
+    return entry
+
+
+def _detail_items(value) -> list[tuple[str | None, object]]:
+    """(label or None, value) pairs of a dict or list detail, the list cut to :data:`DETAILS_LIST_SHOWN`."""
+    if isinstance(value, dict):
+        return list(value.items())
+    items: list[tuple[str | None, object]] = [(None, _inline(v)) for v in value[:DETAILS_LIST_SHOWN]]
+    if len(value) > DETAILS_LIST_SHOWN:
+        items.append((None, f"… {len(value) - DETAILS_LIST_SHOWN} more (all {len(value)} in report.json)"))
+    return items
+
+
+def _details_lines(details, depth: int = 1) -> list[str]:
+    """Markdown bullets of a claim's details, nested dicts and lists as indented sub-bullets."""
+    pad, lines = "  " * depth, []
+    for k, v in _detail_items(details):
+        head, text = (f"{pad}- {k}:" if k is not None else f"{pad}-"), _leaf(v)
+        lines += [f"{head} {text}"] if text is not None else [head] + _details_lines(v, depth + 1)
+    return lines
+
+
+def _details_html(details) -> str:
+    """The same details as nested HTML lists."""
+    items = []
+    for k, v in _detail_items(details):
+        text = _leaf(v)
+        body = html.escape(text) if text is not None else _details_html(v)
+        items.append(f"<li>{f'<i>{html.escape(str(k))}:</i> ' if k is not None else ''}{body}</li>")
+    return f"<ul>{''.join(items)}</ul>"
 
 
 #: what the report says beside each verdict about the check's power
@@ -196,7 +248,8 @@ def render_html(report: dict, figs: dict[str, Path]) -> str:
         f"<tr><td><code>{e(c['id'])}</code></td><td>{e(c['section'])}</td><td>{e(c['reference'])}</td>"
         f"<td style='color:{colour[c['verdict']]};font-weight:bold'>{c['verdict']}</td>"
         f"<td>{e(_fmt(c['margin']))}</td><td>{c['seconds']:.1f}</td><td>{e(c['statement'])}"
-        + "".join(f"<br><i>{e(label)}:</i> {e(c[key])}" for key, label in POWER_FIELDS if c.get(key)) + "</td></tr>"
+        + "".join(f"<br><i>{e(label)}:</i> {e(c[key])}" for key, label in POWER_FIELDS if c.get(key))
+        + (_details_html(c["details"]) if c["details"] else "") + "</td></tr>"
         for c in report["claims"])
     ctrl = "".join(
         f"<tr><td><code>{e(c['id'])}</code></td><td><code>{e(c['claim'])}</code></td><td>{e(c['kind'])}</td>"
