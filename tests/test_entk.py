@@ -231,3 +231,14 @@ def test_minilm_instance_shapes():
     ref = autograd_loop(clf, names, sample.texts[:1])
     assert_close(inst.G[:1, :, :384, :384], ref[0])
     assert_close(inst.G[:1, :, 384:, 384:], ref[1])
+
+
+def test_prediction_pair_gives_the_accuracies(clf, names, ntk):
+    batch, labels = clf.encode(TEXTS), np.array(LABELS)
+    delta = 5.0 * random_delta(ntk[0].shape[2:], 5)
+    actual, linear, err = entk.prediction_pair(clf.model, clf.outputs, names, batch, delta)
+    assert actual.shape == linear.shape == labels.shape
+    assert (np.mean(actual == labels), np.mean(linear == labels), err) == \
+        entk.accuracies(clf.model, clf.outputs, names, batch, delta, labels)
+    zero = entk.prediction_pair(clf.model, clf.outputs, names, batch, 0 * delta)
+    assert np.array_equal(zero[0], zero[1]) and zero[2] == 0.0

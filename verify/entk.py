@@ -266,17 +266,25 @@ def linearization_error(model: nn.Module, outputs: OutputsFn, weight_names: list
     return float(num / den)
 
 
+def prediction_pair(model: nn.Module, outputs: OutputsFn, weight_names: list[str], batch: Batch, delta: np.ndarray,
+                    *, chunk: int = DEFAULT_CHUNK) -> tuple[np.ndarray, np.ndarray, float]:
+    """(argmax_k f(W⁰ + δ)_k (N,), the linearized argmax_k (f0 + ⟨G, δ⟩)_k (N,), relative output error
+    ‖f(W⁰ + δ) − (f0 + ⟨G, δ⟩)‖_F / ‖⟨G, δ⟩‖_F, 0 when ⟨G, δ⟩ = 0) on ``batch``: per-example predictions of the
+    actual and the linearized model at the same δ (m, n), for paired comparisons."""
+    f_moved, f_base, f_dir = _taylor_terms(model, outputs, weight_names, batch, delta, chunk)
+    den = np.linalg.norm(f_dir)
+    err = float(np.linalg.norm(f_moved - f_base - f_dir) / den) if den > 0 else 0.0
+    return f_moved.argmax(axis=1), (f_base + f_dir).argmax(axis=1), err
+
+
 def accuracies(model: nn.Module, outputs: OutputsFn, weight_names: list[str], batch: Batch, delta: np.ndarray,
                labels: np.ndarray, *, chunk: int = DEFAULT_CHUNK) -> tuple[float, float, float]:
     """(accuracy of argmax_k f(W⁰ + δ)_k, accuracy of the linearized argmax_k (f0 + ⟨G, δ⟩)_k, relative
-    output error ‖f(W⁰ + δ) − (f0 + ⟨G, δ⟩)‖_F / ‖⟨G, δ⟩‖_F) on ``batch`` with ``labels`` (N,) (Table 4's
-    actual vs linearized comparison)."""
-    f_moved, f_base, f_dir = _taylor_terms(model, outputs, weight_names, batch, delta, chunk)
+    output error) on ``batch`` with ``labels`` (N,) (:func:`prediction_pair`; Table 4's actual vs linearized
+    comparison)."""
+    actual, linear, err = prediction_pair(model, outputs, weight_names, batch, delta, chunk=chunk)
     labels = np.asarray(labels)
-    den = np.linalg.norm(f_dir)
-    err = float(np.linalg.norm(f_moved - f_base - f_dir) / den) if den > 0 else 0.0
-    return (float(np.mean(f_moved.argmax(axis=1) == labels)), float(np.mean((f_base + f_dir).argmax(axis=1) == labels)),
-            err)
+    return float(np.mean(actual == labels)), float(np.mean(linear == labels)), err
 
 
 # text classification instances -----------------------------------------------------------------------

@@ -1,5 +1,11 @@
 """Claims on *actual* LoRA training of the real network (peft adapters, verify.actual_training) beside the
 linearized instance of the same training (verify.entk): the main paper's Table 4.
+
+Table 4 compares accuracies; on 272 test sentences an accuracy difference resolves little (zero-shot and the
+certified optimum differ by 6 points at 2 standard errors). The check is therefore paired, per test sentence: the
+actual trained network must classify the sentences as the certified linearized solution δ* does (which bounds the
+accuracy gap by the disagreement rate) and as its own linearization at the trained δ does (the NTK regime at the
+end point). Each disagreement rate is judged by its exact binomial interval against TABLE4_DISAGREE_MAX.
 """
 from __future__ import annotations
 
@@ -7,14 +13,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.stats import binomtest
 
 from verify import actual_training as at
 from verify import data_text, entk
 from verify.claims.base import ClaimOutcome, ClaimSpec, Context, ControlKind, Profiles, Timer, control
-from verify.claims.entk_claims import SECTION, _name, accuracy_verdict, actual_task_for, optimum_for
+from verify.claims.entk_claims import SECTION, _name, actual_task_for, optimum_for
+from verify.claims.verdicts import combine
 from verify.commands.train import block_ranks
 from verify.results import CheckResult, Verdict
-from verify.tolerances import NTK_ACC_HOLD_SE, NTK_ACC_REFUTE_SE, TABLE4_NEAR_LRS
+from verify.tolerances import TABLE4_CI_LEVEL, TABLE4_DISAGREE_MAX, TABLE4_NEAR_LR
 
 #: the paper's Table 4 (Appendix), accuracy actual / linearized, averaged over 3 runs
 PAPER_TABLE_4 = {"image classification": (86.20, 87.00), "speech classification": (74.67, 73.67)}
@@ -22,17 +30,19 @@ PAPER_TABLE_4 = {"image classification": (86.20, 87.00), "speech classification"
 
 @dataclass(frozen=True)
 class Table4Config:
-    #: LoRA rank per tuned matrix, training seeds (peft's random A; B = 0), GD steps and step size
+    #: LoRA rank per tuned matrix, training seeds (peft's random A; B = 0), full-batch GD steps and step size of the
+    #: runs in the verdict, and the steps of the near-miss run at TABLE4_NEAR_LR
     rank: int
     seeds: int
     steps: int
     lr: float
+    near_steps: int
 
 
-#: full profile only (real model); 3 seeds × 100 full-batch steps at η = 0.5 plus the step-size scan: 1–4 min on
-#: 2 shared cores (per-step time varied 0.06–0.7 s with the machine's load while this was written)
-TABLE_4 = Profiles(quick=Table4Config(rank=8, seeds=3, steps=100, lr=0.5),
-                   full=Table4Config(rank=8, seeds=3, steps=100, lr=0.5))
+#: full profile only (real model). At η = 0.1 GD decreased the objective at every step on MiniLM seeds 0–2 (300 steps:
+#: 0.632 → 0.088); the near-miss runs are 100 steps at η = 0.5. The claim alone: 189 s on 2 cores (2026-12-03)
+TABLE_4 = Profiles(quick=Table4Config(rank=8, seeds=3, steps=300, lr=0.1, near_steps=100),
+                   full=Table4Config(rank=8, seeds=3, steps=300, lr=0.1, near_steps=100))
 
 
 def _data(task):
@@ -45,75 +55,144 @@ def _data(task):
             for name, s in (("train", train), ("test", test))}
 
 
-def _run_actual(task, data, cfg: Table4Config, lr: float, seed: int, lam: float):
+def _run_actual(task, data, cfg: Table4Config, lr: float, steps: int, seed: int, lam: float):
     lora = at.attach(task.classifier, task.weight_names,
-                     at.TrainConfig(rank=cfg.rank, lam=lam, steps=cfg.steps, lr=lr, seed=seed))
+                     at.TrainConfig(rank=cfg.rank, lam=lam, steps=steps, lr=lr, seed=seed))
     result = at.train(lora, *data["train"])
     return lora, result, {name: at.evaluate(lora, *d) for name, d in data.items()}
 
 
+def disagreement_verdict(a: np.ndarray, b: np.ndarray) -> tuple[Verdict, float, str]:
+    """Whether two classifiers' predictions ``a``, ``b`` (n,) on the same examples agree up to TABLE4_DISAGREE_MAX:
+    the exact (Clopper–Pearson) interval at level TABLE4_CI_LEVEL of the disagreement rate k/n decides — HOLDS if
+    its upper end is ≤ ε, VIOLATED if its lower end is > ε, INCONCLUSIVE otherwise. Returns (verdict, margin = ε −
+    the deciding end (the upper one unless VIOLATED), a one-line summary)."""
+    k, n = int(np.sum(np.asarray(a) != np.asarray(b))), int(np.asarray(a).size)
+    ci = binomtest(k, n).proportion_ci(TABLE4_CI_LEVEL, method="exact")
+    eps = TABLE4_DISAGREE_MAX
+    v = Verdict.HOLDS if ci.high <= eps else Verdict.VIOLATED if ci.low > eps else Verdict.INCONCLUSIVE
+    return v, eps - (ci.low if v is Verdict.VIOLATED else ci.high), \
+        f"{k}/{n} = {k / n:.3f} (interval [{ci.low:.3f}, {ci.high:.3f}]): {v.value}"
+
+
+def decided_counts(n: int) -> tuple[int, int]:
+    """(largest disagreement count out of n that :func:`disagreement_verdict` confirms, smallest that it refutes)."""
+    votes = [disagreement_verdict(np.arange(n) < k, np.zeros(n, bool))[0] for k in range(n + 1)]
+    return (max(k for k, v in enumerate(votes) if v is Verdict.HOLDS),
+            min(k for k, v in enumerate(votes) if v is Verdict.VIOLATED))
+
+
+def paired_accuracy_difference(a: np.ndarray, b: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(accuracy of a − accuracy of b, its paired standard error √((d/n − Δ²)/n), d = examples on which exactly one
+    of the two is right) for predictions a, b (n,) on the same labelled examples."""
+    ra, rb = np.asarray(a) == np.asarray(labels), np.asarray(b) == np.asarray(labels)
+    n, diff = ra.size, float(ra.mean() - rb.mean())
+    return diff, float(np.sqrt(max(np.mean(ra != rb) - diff ** 2, 0.0) / n))
+
+
+def _judge(task, data, delta: np.ndarray, star_pred: np.ndarray) -> tuple[Verdict, float, dict]:
+    """The check on one actual end point δ (m, n): (a) its test predictions against δ*'s linearized ones, (b) against
+    its own linearization at δ; (combined verdict, smallest margin, record)."""
+    clf, labels = task.classifier, task.test.Y
+    actual, linear, err = entk.prediction_pair(clf.model, clf.outputs, task.weight_names, data["test"][0], delta)
+    va, ma, sa = disagreement_verdict(actual, star_pred)
+    vb, mb, sb = disagreement_verdict(actual, linear)
+    diff, se = paired_accuracy_difference(actual, star_pred, labels)
+    return combine([va, vb]), min(ma, mb), {
+        "(a) disagreements with δ* (linearized)": sa, "(b) disagreements with its own linearization at δ": sb,
+        "test accuracy actual − linearized at δ* (paired SE)": f"{diff:+.4f} ({se:.4f})",
+        "linearized test accuracy at the actual δ": float(np.mean(linear == labels)),
+        "relative output error ‖f(W₀+δ) − (f0+⟨G,δ⟩)‖/‖⟨G,δ⟩‖ (test)": err}
+
+
+def _training_record(res, ev: dict) -> dict:
+    """Start, end, peak of the training objective and the number of steps that raised it (evaluated at the end)."""
+    h = np.asarray(res.objective_history + [ev["train"]["objective"]])
+    return {"objective start / end": f"{h[0]:.4f} / {h[-1]:.4f}", "objective peak / start": float(h.max() / h[0]),
+            "steps that raised the objective": int(np.sum(np.diff(h) > 0)), "test accuracy": ev["test"]["accuracy"],
+            "train accuracy": ev["train"]["accuracy"]}
+
+
 def run_table_4(ctx: Context) -> ClaimOutcome:
-    """Table 4 on text: test accuracy of actual LoRA training (peft, full-batch GD, weight decay λ, zero init, 3
-    seeds) against the certified optimum δ* of the linearized problem at the same λ (δ* is the global optimum at
-    every LoRA rank ≥ rank δ*, so at the rank trained here too)."""
+    """Table 4 on text: actual LoRA training (peft, full-batch GD, weight decay λ, zero init, 3 seeds) against the
+    certified optimum δ* of the linearized problem at the same λ (δ* is the global optimum at every LoRA rank ≥
+    rank δ*, so at the rank trained here too), paired per test sentence (module docstring)."""
     cfg = TABLE_4.of(ctx)
     with Timer() as t:
         task = actual_task_for(ctx)
         opt, cert = optimum_for(ctx)
         inst, data = task.train, _data(task)
         layout = entk.BlockLayout.of(task.classifier.model, task.weight_names)
-        n_test = int(data["test"][1].shape[0])
+        star_pred = entk.predictions(task.test.G, task.test.f0, opt.delta).argmax(axis=1)
         lin_test, lin_train = entk.test_accuracy(task.test, opt.delta), entk.test_accuracy(inst, opt.delta)
-        runs = []
+        runs, verdicts, curves = [], [], {}
         for seed in range(cfg.seeds):
-            lora, res, ev = _run_actual(task, data, cfg, cfg.lr, seed, inst.lam)
+            lora, res, ev = _run_actual(task, data, cfg, cfg.lr, cfg.steps, seed, inst.lam)
             d = lora.delta()
-            runs.append({"seed": seed, "test accuracy": ev["test"]["accuracy"], "train accuracy": ev["train"]["accuracy"],
-                         "training objective (actual)": res.objective_history[-1],
-                         "linearized objective L̂_λ at the actual δ": inst.objective(d),
-                         "‖δ − δ*‖_F / ‖δ*‖_F": float(np.linalg.norm(d - opt.delta) / np.linalg.norm(opt.delta)),
-                         "block ranks": block_ranks(d, layout)})
+            v, m, judged = _judge(task, data, d, star_pred)
+            rec = {"seed": seed} | _training_record(res, ev) | judged | {
+                "‖δ − δ*‖_F / ‖δ*‖_F": float(np.linalg.norm(d - opt.delta) / np.linalg.norm(opt.delta)),
+                "block ranks": block_ranks(d, layout)}
+            # the comparison is about gradient descent that descends: a run whose objective rose is outside it
+            if rec["steps that raised the objective"]:
+                v = combine([v, Verdict.INCONCLUSIVE])
+            runs.append(rec)
+            verdicts.append((v, m))
+            curves[f"η = {cfg.lr:g}, seed {seed}"] = res.objective_history
+        verdict, margin = combine([v for v, _ in verdicts]), min(m for _, m in verdicts)
         actual = float(np.mean([r["test accuracy"] for r in runs]))
-        verdict, margin = accuracy_verdict(actual, lin_test, n_test)
-        p = (round(lin_test * n_test) + 1) / (n_test + 2)
-        se = float(np.sqrt(p * (1 - p) / n_test))
-        # near miss: the smallest step size of the scan at which the actual model leaves the NTK regime
-        scan = {}
-        for lr in TABLE4_NEAR_LRS:
-            _, _, ev = _run_actual(task, data, cfg, lr, 0, inst.lam)
-            scan[lr] = (ev["test"]["accuracy"], *accuracy_verdict(ev["test"]["accuracy"], lin_test, n_test))
-            if scan[lr][1] is Verdict.VIOLATED:
-                break
-    caught = next((lr for lr, (_, v, _) in scan.items() if v is Verdict.VIOLATED), None)
-    near_lr = caught if caught is not None else TABLE4_NEAR_LRS[-1]
+        # near miss: the same training (same seeds) at a step size at which GD catapults, so it leaves the NTK regime
+        near, near_verdicts = [], []
+        for seed in range(cfg.seeds):
+            lora, res, ev = _run_actual(task, data, cfg, TABLE4_NEAR_LR, cfg.near_steps, seed, inst.lam)
+            v, m, judged = _judge(task, data, lora.delta(), star_pred)
+            rec = {"seed": seed} | _training_record(res, ev) | judged
+            if ev["train"]["objective"] >= res.objective_history[0]:  # diverged: a gross error, not a near miss
+                v = Verdict.INCONCLUSIVE
+            near.append(rec)
+            near_verdicts.append((v, m))
+            curves[f"η = {TABLE4_NEAR_LR:g}, seed {seed} (near miss)"] = res.objective_history
+        nv, nm = combine([v for v, _ in near_verdicts]), min(m for _, m in near_verdicts)
+        # gross control: the pretrained network (δ = 0) offered as the trained one
+        zv, zm, zero = _judge(task, data, np.zeros_like(opt.delta), star_pred)
+    n_test = int(task.test.Y.shape[0])
+    k_hold, k_refute = decided_counts(n_test)
     details = {"test accuracy actual (mean of seeds) / linearized at δ*": f"{100 * actual:.2f} / {100 * lin_test:.2f}",
                "paper (Table 4), actual / linearized": {k: f"{a:.2f} / {b:.2f}" for k, (a, b) in PAPER_TABLE_4.items()},
-               "n_test": n_test, "binomial SE used (linearized accuracy, add-one smoothing)": se,
-               "linearized train accuracy at δ*": lin_train, "linearized optimum: objective, rank, certified":
-               f"{cert.objective:.6g}, {cert.rank}, {cert.certified}",
+               "n_test": n_test, "linearized train accuracy at δ*": lin_train,
+               "linearized optimum: objective, rank, certified": f"{cert.objective:.6g}, {cert.rank}, {cert.certified}",
                "block ranks of δ*": block_ranks(opt.delta, layout),
                "training": f"peft LoRA r = {cfg.rank} on {task.weight_names}, zero init (A random, B = 0), full-batch "
                            f"GD, η = {cfg.lr:g}, {cfg.steps} steps, λ = {inst.lam:g}",
-               "runs": runs,
-               "step-size scan (seed 0): test accuracy, verdict, margin in SE":
-                   {f"η = {lr:g}": f"{a:.3f}, {v.value}, {m:.2f}" for lr, (a, v, m) in scan.items()}}
+               "runs": runs, f"near miss: η = {TABLE4_NEAR_LR:g}, {cfg.near_steps} steps": near,
+               "gross control: δ = 0 (zero-shot)": zero}
     check = CheckResult("table_4_linearization",
                         f"Actual LoRA training of all-MiniLM-L6-v2 (peft, rank {cfg.rank} on query and value, λ = "
-                        f"{inst.lam:g}, {cfg.seeds} seeds) reaches the test accuracy of the certified linearized "
-                        f"solution within {NTK_ACC_HOLD_SE:g} binomial SE (the paper's Table 4 criterion: accuracy on "
-                        "par).", "Appendix, Table 4", verdict, margin, [_name(task)], t.seconds, details,
-                        power=f"A gap beyond {NTK_ACC_REFUTE_SE:g} SE ({NTK_ACC_REFUTE_SE * se:.3f} in accuracy on "
-                              f"n = {n_test} test sentences) refutes it; the near miss (the same training at the "
-                              f"smallest step size of {TABLE4_NEAR_LRS} that leaves the NTK regime) is caught.",
-                        resolution=f"accuracy differences ≥ {NTK_ACC_REFUTE_SE:g} SE ≈ {NTK_ACC_REFUTE_SE * se:.3f}; "
-                                   f"agreement claimed only within {NTK_ACC_HOLD_SE:g} SE ≈ {se:.3f}: with this test "
-                                   "set accuracy cannot resolve smaller departures from linearity")
-    _, nv, nm = scan[near_lr]
-    ctrls = [control("table_4_large_step", "table_4_linearization",
-                     f"'still linear' claimed for actual training at step size η = {near_lr:g} (smallest of "
-                     f"{TABLE4_NEAR_LRS} at which the test accuracy leaves the linearized one)", nv, nm,
-                     kind=ControlKind.NEAR_MISS)]
-    return ClaimOutcome(check, ctrls)
+                        f"{inst.lam:g}, GD at η = {cfg.lr:g}, {cfg.seeds} seeds) stays in the NTK regime and lands on "
+                        "the certified linearized solution: on the test sentences it disagrees with δ*'s predictions "
+                        f"(a) and with its own linearization at the trained δ (b) on at most {TABLE4_DISAGREE_MAX:g} "
+                        "of them, so its test accuracy is on par with δ*'s (the paper's Table 4 criterion; the gap is "
+                        "at most the disagreement rate).", "Appendix, Table 4", verdict, margin, [_name(task)],
+                        t.seconds, details,
+                        power=f"A disagreement rate whose exact {TABLE4_CI_LEVEL:g} interval lies above "
+                              f"{TABLE4_DISAGREE_MAX:g} refutes it ({k_refute} or more of {n_test} test sentences); a run whose "
+                              "objective rises makes it inconclusive. Near miss: the same training at "
+                              f"η = {TABLE4_NEAR_LR:g}, where GD catapults (its objective peak is printed) and still "
+                              "trains; gross control: the pretrained network (δ = 0).",
+                        resolution=f"on n = {n_test}: ≤ {k_hold} disagreements ({k_hold / n_test:.3f}) confirmed, ≥ {k_refute} "
+                                   f"({k_refute / n_test:.3f}) refuted, between inconclusive; the onset of the "
+                                   "catapult (η = 0.25) is not resolved")
+    peaks = [r["objective peak / start"] for r in near]
+    ends = [r["objective start / end"].split(" / ")[1] for r in near]
+    ctrls = [control("table_4_catapult_step", "table_4_linearization",
+                     f"'in the NTK regime' claimed for the same training at η = {TABLE4_NEAR_LR:g}, {cfg.near_steps} "
+                     f"steps, seeds 0–{cfg.seeds - 1} (objective peaks {min(peaks):.2f}–{max(peaks):.2f}× the start, "
+                     f"ends {', '.join(ends)}; a run whose objective ends above its start counts as diverged, not "
+                     "caught)", nv, nm, kind=ControlKind.NEAR_MISS),
+             control("table_4_zero_shot", "table_4_linearization",
+                     "the pretrained network (δ = 0) offered as the trained one", zv, zm, kind=ControlKind.GROSS)]
+    figure = {"kind": "table_4_objective", "curves": curves}
+    return ClaimOutcome(check, ctrls, figures={"table_4_objective": figure})
 
 
 CLAIMS = [ClaimSpec("table_4_linearization", "", "Appendix, Table 4", run_table_4, SECTION, profiles=("full",))]

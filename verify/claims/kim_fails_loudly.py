@@ -25,12 +25,12 @@ from verify.certify import certify, certify_result
 from verify.claims.base import FOLLOWUPS, ClaimOutcome, ClaimSpec, Context, ControlKind, Profiles, Timer, control
 from verify.claims.kim_claims import optimum
 from verify.claims.verdicts import combine
-from verify.experiments.gd import end_points, local_step, training_runs
+from verify.experiments.gd import end_points, local_step
 from verify.experiments.kim_adversarial import adversarial_instance
 from verify.results import CheckResult, Verdict
 from verify.experiments.landscape import classify
 from verify.solvers.bm import initial_factors, solve_bm, solve_bm_multistart
-from verify.tolerances import (KIM_ACTUAL_OBJECTIVE_RTOL, KIM_SCALES, KIM_TRUNCATED_STEPS,
+from verify.tolerances import (KIM_ACTUAL_OBJECTIVE_RTOL, KIM_SCALES,
                                KIM_UNREGULARIZED_STEPS)
 
 #: Kim et al.'s setting (slides, "Experiments"): LoRA rank 8, λ = 0.01
@@ -132,6 +132,7 @@ def _adversarial_rows(ctx: Context, zero_starts: int, starts: int) -> tuple[list
     rows, truncated = [], None
     for (init, scale), e, p in zip(inits, res, classify(inst, res)):
         row = _row(inst, e.Q, init, scale, inst.lam, r_star, norm_star, label=p.label) | {"model": "SDP-built"}
+        row["observable failure"] = row["failure"]  # rank > r* and ‖X‖_F > ‖X*‖_F, as on the other instances
         if row["label"] == "spurious":
             sig = np.linalg.svd(e.delta, compute_uv=False)
             failure, bound = theorem_failure(sig, row["rank"], r, r_star, alpha, beta, norm_star)
@@ -257,21 +258,23 @@ def run_kim_fails_loudly(ctx: Context) -> ClaimOutcome:
             rows += _actual_rows(ctx, cfg, lin_info["r*"], lin_info["‖X*‖_F"])
         main_v, main_m = fails_loudly_verdict([r for r in rows if r["model"] not in ("actual", "SDP-built")])
         adv_quiet = sum(r["failure"] == "quiet" for r in adv)
-        verdict = combine([main_v, Verdict.VIOLATED if adv_quiet else Verdict.HOLDS])
+        judged = sum(r["failure"] in ("loud", "quiet") for r in rows if r["λ"] > 0 and r["model"] != "actual")
+        # "every failure is loud" is untested when no start failed anywhere
+        verdict = combine([main_v, Verdict.VIOLATED if adv_quiet else Verdict.HOLDS if judged else Verdict.INCONCLUSIVE])
         margin = -float(adv_quiet) if adv_quiet else main_m
         adv_zero = [r for r in adv if r["init"] == "zero"]
         adv_zero_bad = sum(r["label"] == "spurious" for r in adv_zero)
         adv_trunc = adv_info["first spurious point with σ_r dropped"]
-        # near miss: the zero-init run stopped early (training length short of convergence)
-        Q0 = initial_factors(inst, RANK, 1, "lora", ctx.rng("kim_fl/syn/zero"), scale=1.0 / np.sqrt(3 * inst.n))
-        ref = solve_bm(inst, no_spurious_rank(inst.kn), starts=1, rng=ctx.rng("kim_fl/syn/ref"), device=ctx.device)
-        short = training_runs(inst, Q0, 0.5 * local_step(inst, ref.Q), KIM_TRUNCATED_STEPS, ctx.device)[0]
-        near_row = _row(inst, short.Q, "zero (stopped early)", 0.0, LAM, certify_result(inst, ref).rank,
-                        float(np.linalg.norm(ref.delta)))
+        # near miss: the observable loud test of the synthetic / MiniLM rows, on the SDP-built failures, where
+        # the planted minimum lies nearer to 0 than X* (a quiet failure by that test, if it is reached)
+        observable_v, observable_m = fails_loudly_verdict(
+            [r | {"failure": r["observable failure"]} for r in adv if r["init"] != "zero"])
+        observable_quiet = sum(r["observable failure"] == "quiet" for r in adv if r["init"] != "zero")
     details = {"instances": infos, "end points": rows,
                "counts (λ > 0)": {f"{m}: {lab}": sum(r["model"] == m and r["λ"] > 0 and r["label"] == lab for r in rows)
                                   for m in {r["model"] for r in rows} for lab in ("global", "spurious", "not certified")},
-               "near-miss end point": near_row,
+               "failures judged (λ > 0, certified instances)": f"{judged}: the loud side is tested on the instances "
+                                                               "with failures only (see the counts)",
                "loud": "on the synthetic and MiniLM instances: rank X > r* and ‖X‖_F > ‖X*‖_F (observable criterion; "
                        "the theorem's bound needs α, β); on the SDP-built instance, where α and β are proven: the "
                        "theorem's case (ii), rank X = r and ‖X‖_F ≥ its norm bound",
@@ -296,17 +299,18 @@ def run_kim_fails_loudly(ctx: Context) -> ClaimOutcome:
                         "from any initialisation is the theorem's case (ii).",
                         "Kim, Kim, Ryu 2025 (main theorem (ii); Figure 2 setting)", verdict, margin, names, t.seconds,
                         details,
-                        power="Each end point is certified or not in float64; a non-certified end point of rank ≤ r* "
-                              "or norm ≤ ‖X*‖_F is a quiet failure and refutes the claim (the near miss — the zero-"
-                              f"init run stopped after {KIM_TRUNCATED_STEPS} steps — is one). On the SDP-built instance "
-                              "a spurious end point not in the theorem's case (ii) refutes it (near miss: a found one "
-                              "a rank lower). If no random start fails, the loud side is untested: the counts say so.",
+                        power="Each end point is labelled by the certificate and the second-order test "
+                              "(classify); a spurious SOSP of rank ≤ r* or norm ≤ ‖X*‖_F is a quiet failure and "
+                              "refutes the claim (near miss: that test applied to the SDP-built instance's random-"
+                              "init failures, where it finds quiet ones). On the SDP-built instance a spurious end "
+                              "point not in the theorem's case (ii) refutes it. With no failure anywhere the loud "
+                              "side is untested and the verdict is INCONCLUSIVE; the counts say where it was tested.",
                         resolution="certificate gap ≤ GAP_RTOL relative; rank at the certificate's threshold")
-    nv = Verdict.VIOLATED if near_row["failure"] == "quiet" else Verdict.HOLDS
-    ctrls = [control("kim_fl_zero_init_stopped_early", "kim_fails_loudly",
-                     f"zero-init run stopped after {KIM_TRUNCATED_STEPS} steps claimed global or loud "
-                     f"(label {near_row['label']}, rank {near_row['rank']}, ‖X‖_F {near_row['‖X‖_F']:.3g})",
-                     nv, -1.0 if nv is Verdict.VIOLATED else 1.0, kind=ControlKind.NEAR_MISS),
+    ctrls = [control("kim_fl_observable_test_on_planted", "kim_fails_loudly",
+                     "'every random-init failure is loud (rank > r*, ‖X‖_F > ‖X*‖_F)' claimed on the SDP-built "
+                     f"instance, whose planted spurious minimum lies nearer to 0 than X*: {observable_quiet} quiet of "
+                     f"{sum(r['label'] == 'spurious' for r in adv if r['init'] != 'zero')} random-init failures",
+                     observable_v, observable_m, kind=ControlKind.NEAR_MISS),
              control("kim_fl_zero_init_premise_broken", "kim_fails_loudly",
                      f"zero init claimed to end global on the SDP-built instance, where the premise of the zero-init "
                      f"argument fails (a spurious minimum nearer to 0 than X*, norm bound < 0): {adv_zero_bad} of "
@@ -314,10 +318,11 @@ def run_kim_fails_loudly(ctx: Context) -> ClaimOutcome:
                      Verdict.VIOLATED if adv_zero_bad else Verdict.HOLDS, -float(adv_zero_bad) if adv_zero_bad else 1.0,
                      kind=ControlKind.NEAR_MISS),
              control("kim_fl_loud_test_one_rank_lower", "kim_fails_loudly",
-                     "the first spurious end point on the SDP-built instance with its σ_r dropped (rank r − 1 = r*, one "
-                     f"rank step) offered as a loud failure: judged {adv_trunc}",
+                     "the first spurious end point on the SDP-built instance with its σ_r dropped (rank r − 1 = r*) "
+                     f"offered as a loud failure: judged {adv_trunc} (a rank-(r − 1) point is never case (ii), so "
+                     "this only exercises the rank test)",
                      Verdict.VIOLATED if adv_trunc == "quiet" else Verdict.HOLDS, -1.0 if adv_trunc == "quiet" else 1.0,
-                     kind=ControlKind.NEAR_MISS)]
+                     kind=ControlKind.GROSS)]
     figure = {"kind": "kim_end_points", "points": [
         {"norm": r["‖X‖_F"], "rank": r["rank"], "scale": r["scale"], "label": r["label"], "model": r["model"],
          "lam": r["λ"], "acc": r.get("actual test accuracy", r.get("test accuracy", r["train accuracy"]))}
