@@ -407,7 +407,25 @@ def test_fails_loudly_on_the_sdp_instance_judges_failures_by_the_theorem():
     assert spurious and all(r["failure"] == "loud" and r["rank"] == info["r"] for r in spurious)
     assert all(r["theorem's norm bound"] < 0 and not r["‖X‖_F > ‖X*‖_F"] for r in spurious)
     assert {r["label"] for r in rows} <= {"global", "spurious"}
-    assert info["first spurious point with σ_r dropped"] == "quiet"  # the near miss: one rank lower is not loud
+    assert info["first spurious point with σ_r dropped"] == "quiet"  # the gross control: one rank lower is not loud
+    # the near miss: the observable test of the other instances calls these failures quiet
+    assert all(r["observable failure"] == "quiet" for r in spurious)
+
+
+def test_fails_loudly_study_starts_from_given_points():
+    """The linearized MiniLM runs start from the actual network's initial factors: given starts keep their labels,
+    their number of columns (the LoRA rank over the blocks) and their order, at λ > 0 and at λ = 0."""
+    from verify import synthetic
+    from verify.claims.base import Context
+    from verify.claims.kim_fails_loudly import LAM, _study
+    rng = np.random.default_rng(0)
+    inst = synthetic.gaussian(rng, 6, 2, 5, 4, loss="cross_entropy", lam=LAM)
+    starts = [(("zero", 0.0), np.vstack([np.zeros((5, 3)), rng.standard_normal((4, 3))])),
+              (("gaussian", 0.7), 0.7 * rng.standard_normal((9, 3)))]
+    rows, info = _study(Context(profile="quick", seed=0, device="cpu"), inst, None, "t", starts, 20)
+    assert info["LoRA rank (columns of the factors)"] == 3 and "actual network" in info["starts"]
+    assert [(r["init"], r["scale"], r["λ"]) for r in rows] == [("zero", 0.0, LAM), ("gaussian", 0.7, LAM),
+                                                              ("zero", 0.0, 0.0), ("gaussian", 0.7, 0.0)]
 
 
 def test_polished_actual_points_above_the_best_objective_are_called_not_global():

@@ -158,25 +158,32 @@ def min_grad_rates(data: dict, path: Path) -> Path:
 
 def kim_end_points(data: dict, path: Path) -> Path:
     """Kim et al.: end points by ‖X‖_F (log) and rank, colour = initial scale (0 = zero init), marker = model,
-    filled = λ > 0, hollow = λ = 0; each point annotated with its accuracy (test where there is a test set)."""
-    fig, ax = plt.subplots(figsize=(6.4, 4))
-    markers = {"synthetic": "o", "linearized MiniLM": "s", "actual": "^"}
+    filled = λ > 0, hollow = λ = 0, red ring = spurious (certified not global); each point annotated with its
+    accuracy (test where there is a test set)."""
+    fig, ax = plt.subplots(figsize=(7.6, 4))
+    markers = {"synthetic": "o", "linearized MiniLM": "s", "actual": "^", "SDP-built": "D"}
     scales = sorted({p["scale"] for p in data["points"]})
     cmap = plt.get_cmap("viridis", max(2, len(scales)))
     for model, mk in markers.items():
         pts = [p for p in data["points"] if p["model"] == model]
         for p in pts:
-            c = cmap(scales.index(p["scale"]))
-            ax.scatter(max(p["norm"], 1e-12), p["rank"], marker=mk, s=30, edgecolors=c,
-                       facecolors=c if p["lam"] > 0 else "none")
-            ax.annotate(f"{p['acc']:.2f}", (max(p["norm"], 1e-12), p["rank"]), fontsize=5)
+            c, x = cmap(scales.index(p["scale"])), max(p["norm"], 1e-12)
+            ax.scatter(x, p["rank"], marker=mk, s=30, edgecolors=c, facecolors=c if p["lam"] > 0 else "none")
+            if p["label"] == "spurious":
+                ax.scatter(x, p["rank"], marker="o", s=110, facecolors="none", edgecolors="red", linewidths=0.8)
+            ax.annotate(f"{p['acc']:.2f}", (x, p["rank"]), fontsize=5)
         if pts:
             ax.scatter([], [], marker=mk, color="gray", label=model)
+    if any(p["label"] == "spurious" for p in data["points"]):
+        ax.scatter([], [], marker="o", facecolors="none", edgecolors="red", label="spurious")
     for s in scales:
         ax.scatter([], [], marker="o", color=cmap(scales.index(s)), label=f"init scale {s:.3g}")
     ax.set_xscale("log")
-    return _finish(fig, ax, path, "‖X‖_F of the end point", "rank of X",
-                   "fails loudly: filled λ = 0.01, hollow λ = 0; labels = accuracy")
+    ax.set_xlabel("‖X‖_F of the end point")
+    ax.set_ylabel("rank of X")
+    ax.set_title("fails loudly: filled λ > 0, hollow λ = 0 (actual λ > 0: after L-BFGS)", fontsize=9)
+    ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return _save(fig, path)
 
 
 def table_4_objective(data: dict, path: Path) -> Path:
