@@ -110,3 +110,32 @@ def test_fit_window_picks_the_planted_rate(rate, curve):
     assert fit["better"] == rate
     assert fit["fits"][rate][0] == pytest.approx(3.0)
     assert fit["fits"][rate][1] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_curvature_along_the_gradient_matches_a_difference_of_gradients():
+    """h = gᵀ∇²J g/‖g‖² by forward-mode autodiff against a central difference of the analytic gradient."""
+    import torch
+    from verify.experiments.mu_klabjan import curvature_along
+    from verify.solvers.bm import TorchLoRAProblem
+    inst = build_instance(2, 4, 2, 5, 5, loss="cross_entropy", lam=0.01)
+    prob = TorchLoRAProblem.from_instance(inst, device="cpu")
+    Q = torch.as_tensor(lora_starts(inst, (1, 3), 1.0, np.random.default_rng(2)))
+    g = prob.gradient(Q, prob.evaluate(Q))
+    tau = 1e-6
+    grad = lambda X: prob.gradient(X, prob.evaluate(X))  # noqa: E731
+    fd = torch.sum(g * (grad(Q + tau * g) - grad(Q - tau * g)), dim=(1, 2)) / (2 * tau * torch.sum(g * g, dim=(1, 2)))
+    np.testing.assert_allclose(curvature_along(prob, Q, g).numpy(), fd.numpy(), rtol=1e-5, atol=1e-9)
+
+
+def test_curvature_probe_keeps_the_rule_run_and_records_the_probe_step():
+    """The near miss probes a step past 3/(2h_t) at every point of the rule's own run: J_t is the rule's, the
+    recorded step is 1.65/h_t where h_t > 0 (ε = 0.1), and some probe breaks the decrease."""
+    from verify.tolerances import MK_NEAR_CURVATURE_EXCESS
+    inst = build_instance(0, 4, 2, 5, 5, loss="cross_entropy", lam=0.01)
+    Q = lora_starts(inst, (2,), 1.0, np.random.default_rng(0))
+    rule, probed = run_rule(inst, Q, 40), run_rule(inst, Q, 40, beyond_curvature=MK_NEAR_CURVATURE_EXCESS)
+    np.testing.assert_allclose(probed.J, rule.J, rtol=1e-12)
+    h = probed.curvature
+    assert np.all(np.isnan(rule.curvature)) and np.any(h > 0)
+    np.testing.assert_allclose(probed.step[h > 0], (1 + MK_NEAR_CURVATURE_EXCESS) * 1.5 / h[h > 0], rtol=1e-12)
+    assert np.min(decrease_slack(probed.J, probed.J_next, probed.step, probed.grad_sq)[h > 0]) < 0

@@ -203,10 +203,12 @@ MK_RESOLVED_RTOL = 1e-10
 #: Lemma 3.4 read per step: (decrease / required) − 1 above this holds, below its negative is violated;
 #: Theorem 3.5 read per horizon: 1 − min‖∇J‖²/bound likewise
 MK_MARGIN_TOL = 1e-6
-#: near-miss control: the step multiplied by each factor in turn, up to the first that breaks Lemma 3.4
-#: (factor-2 grid 2 … 65536: the check resolves a step too large by the first factor, not by half of it; the
-#: real instance needs large factors, its L = (h/N)‖A‖²_op is set by one dominant sensing direction)
-MK_MULTIPLIERS = tuple(2.0 ** k for k in range(1, 17))
+#: near-miss control: each step (1 + ε)·3/(2h_t), h_t the curvature of J along ∇J — 10 % past the largest step at
+#: which a quadratic J still decreases by (step/4)‖∇J‖², fixed before the run (for a quadratic the Lemma 3.4 margin
+#: is then 3 − 3(1 + ε) = −0.3); replaced a scan of ×2 factors that kept the first one the check caught (×32–×2048)
+MK_NEAR_CURVATURE_EXCESS = 0.1
+#: a run whose fraction of unresolved steps (decrease below rounding, MK_RESOLVED_RTOL) exceeds this is inconclusive
+MK_UNRESOLVED_MAX = 0.5
 #: fit windows of the reference rates, as fractions of the horizon: [f·T, T]
 MK_FIT_WINDOWS = (0.01, 0.1)
 #: a min-gradient curve that ends above this fraction of its first value is flat: no rate is read from it

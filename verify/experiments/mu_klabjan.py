@@ -1,8 +1,12 @@
 """Mu & Klabjan's LoRA gradient descent, V = [B; Aᵀ], with their step-size rule (Lemma 3.4), run on the
 project's linearized problem (``TorchLoRAProblem``), and gradient descent on δ (full fine-tuning) beside it.
 
-One code path serves every check and its controls: ``run_rule`` takes a step multiplier (1 = the rule,
-c > 1 = the near-miss control) and returns the per-step record the checks read. Starts of different LoRA
+One code path serves every check and its controls: ``run_rule`` takes a step multiplier (1 = the rule), or
+``beyond_curvature`` = ε for the near-miss control — at every point V_t of the rule's run it records, in place of
+the rule's step, the probe step (1 + ε)·3/(2h_t) and J after it, h_t = gᵀ∇²J g/‖g‖² the curvature along the
+gradient g: just past the largest step at which a quadratic J still decreases by (step/4)‖g‖² (where h_t ≤ 0 no
+step breaks it and the rule's step is recorded); the run itself goes on by the rule — and returns the per-step
+record the checks read. Starts of different LoRA
 ranks share one batch: a rank-r start is a (m + n, r_max) factor with zero columns beyond r, and gradient
 descent keeps zero columns zero (∇J(V) = [S v; Sᵀ u] + λ V acts column by column).
 """
@@ -26,7 +30,8 @@ class RuleRun:
 
     J the objective J(V_t) (with (λ/2)‖V_t‖² when λ > 0), J_next J(V_{t+1}), grad_sq ‖∇J(V_t)‖²_F,
     eta the step the rule gives η_t (before the multiplier), step the step taken (multiplier·η_t),
-    V_sq ‖V_t‖²_F, gradL ‖∇𝓛(δ_t)‖_F; L the smoothness constant of 𝓛; ranks (S,) the LoRA ranks.
+    V_sq ‖V_t‖²_F, gradL ‖∇𝓛(δ_t)‖_F; L the smoothness constant of 𝓛; ranks (S,) the LoRA ranks; multiplier the
+    largest step ÷ η_t used; curvature h_t along ∇J (NaN unless ``beyond_curvature`` was given).
     """
 
     J: np.ndarray
@@ -39,6 +44,7 @@ class RuleRun:
     L: float
     ranks: tuple[int, ...]
     multiplier: float
+    curvature: np.ndarray
 
 
 def instance_smoothness(inst: Instance) -> float:
@@ -58,33 +64,51 @@ def lora_starts(inst: Instance, ranks, norm_sq: float, rng: np.random.Generator)
     return Q
 
 
-def run_rule(inst: Instance, Q0: np.ndarray, steps: int, *, multiplier: float = 1.0, device=None) -> RuleRun:
+def curvature_along(prob: TorchLoRAProblem, Q: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """h = gᵀ∇²J(Q)g / ‖g‖²_F per start (S,): the directional derivative of the gradient along g (forward mode,
+    ``torch.func.jvp``), Q, g (S, m + n, r)."""
+    _, Hg = torch.func.jvp(lambda X: prob.gradient(X, prob.evaluate(X)), (Q,), (g,))
+    return torch.sum(g * Hg, dim=(1, 2)) / torch.sum(g * g, dim=(1, 2))
+
+
+def run_rule(inst: Instance, Q0: np.ndarray, steps: int, *, multiplier: float = 1.0,
+             beyond_curvature: float | None = None, device=None) -> RuleRun:
     """LoRA gradient descent V_{t+1} = V_t − c·η_t ∇J(V_t), η_t from Lemma 3.4 (``step_size``), c =
-    ``multiplier``, for ``steps`` steps from Q0 (S, m + n, r); λ = inst.lam enters J and the rule.
+    ``multiplier``, for ``steps`` steps from Q0 (S, m + n, r); λ = inst.lam enters J and the rule. With
+    ``beyond_curvature`` = ε, step and J_next record the probe (1 + ε)·3/(2h_t) where h_t > 0 (module docstring).
     ``device``: 'auto', 'cpu', 'cuda' or None (= 'auto'), resolved by ``verify.device``."""
     device = device_for(device or "auto")
     prob = TorchLoRAProblem.from_instance(inst, device=device)
     L = instance_smoothness(inst)
     Q = torch.as_tensor(Q0, dtype=torch.float64, device=device).clone()
     S = Q.shape[0]
-    rec = {k: np.empty((S, steps)) for k in ("J", "J_next", "grad_sq", "eta", "V_sq", "gradL")}
+    rec = {k: np.empty((S, steps)) for k in ("J", "J_next", "grad_sq", "eta", "step", "V_sq", "gradL")}
+    rec["curvature"] = np.full((S, steps), np.nan)
     ev = prob.evaluate(Q)
     for t in range(steps):
         g = prob.gradient(Q, ev)                                               # ∇J = [S v; Sᵀ u] + λ Q
         V_sq = torch.sum(Q * Q, dim=(1, 2)).cpu().numpy()
         gL = prob.risk_gradient_norm(ev.yhat).cpu().numpy()                    # ‖∇L(u vᵀ)‖_F
         eta = step_size(V_sq, gL, L, inst.lam)                                 # (S,)
-        Q = Q - torch.as_tensor(multiplier * eta, dtype=Q.dtype, device=Q.device)[:, None, None] * g
-        ev_next = prob.evaluate(Q)
-        rec["J"][:, t] = ev.F.cpu().numpy()
+        step = multiplier * eta
+        Q_rule = Q - torch.as_tensor(step, dtype=Q.dtype, device=Q.device)[:, None, None] * g
+        ev_next = prob.evaluate(Q_rule)
         rec["J_next"][:, t] = ev_next.F.cpu().numpy()
+        if beyond_curvature is not None:  # probe a step past the curvature limit; the run goes on by the rule
+            h = curvature_along(prob, Q, g).cpu().numpy()
+            rec["curvature"][:, t] = h
+            step = np.where(h > 0, (1.0 + beyond_curvature) * 1.5 / np.where(h > 0, h, 1.0), step)
+            probe = Q - torch.as_tensor(step, dtype=Q.dtype, device=Q.device)[:, None, None] * g
+            rec["J_next"][:, t] = prob.evaluate(probe).F.cpu().numpy()
+        Q = Q_rule
+        rec["J"][:, t] = ev.F.cpu().numpy()
         rec["grad_sq"][:, t] = torch.sum(g * g, dim=(1, 2)).cpu().numpy()
-        rec["eta"][:, t], rec["V_sq"][:, t], rec["gradL"][:, t] = eta, V_sq, gL
+        rec["eta"][:, t], rec["step"][:, t], rec["V_sq"][:, t], rec["gradL"][:, t] = eta, step, V_sq, gL
         ev = ev_next
     ranks = tuple(int(torch.count_nonzero(torch.linalg.vector_norm(Q0s, dim=0))) for Q0s in
                   torch.as_tensor(Q0))
-    return RuleRun(rec["J"], rec["J_next"], rec["grad_sq"], rec["eta"], multiplier * rec["eta"], rec["V_sq"],
-                   rec["gradL"], L, ranks, multiplier)
+    return RuleRun(rec["J"], rec["J_next"], rec["grad_sq"], rec["eta"], rec["step"], rec["V_sq"], rec["gradL"], L,
+                   ranks, float(np.max(rec["step"] / rec["eta"])), rec["curvature"])
 
 
 def run_full_gd(inst: Instance, steps: int) -> tuple[np.ndarray, float]:
