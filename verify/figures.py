@@ -196,7 +196,8 @@ def table_4_objective(data: dict, path: Path) -> Path:
                    "Table 4: actual LoRA training of MiniLM")
 
 
-DRAWERS = {"table_4_objective": table_4_objective, "rank_protocol_counts": rank_protocol_counts, "rank_reduction": rank_reduction,
+DRAWERS = {"table_4_objective": table_4_objective,
+           "rank_protocol_counts": rank_protocol_counts, "rank_reduction": rank_reduction,
            "kim_constants": kim_constants, "kim_rank_curves": kim_rank_curves, "min_grad_rates": min_grad_rates,
            "kim_end_points": kim_end_points,
            "spurious_fraction": spurious_fraction, "excess_risk": excess_risk, "rademacher": rademacher}

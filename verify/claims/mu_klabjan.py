@@ -11,8 +11,8 @@ are reported beside the bounds; they decide no verdict (an O(·) statement has n
 
 Near-miss control of each claim: the same starts, short runs of ``control_steps``; at every point of the rule's
 run a probe step 10 % past the curvature limit 3/(2h_t) of the sufficient decrease (MK_NEAR_CURVATURE_EXCESS,
-h_t = gᵀ∇²J g/‖g‖² by forward-mode autodiff), judged by the claim's Lemma 3.4 check. The step is fixed by the curvature before the check reads it,
-not picked as the first one the check catches. The rule's step as a fraction of that limit is the resolution:
+h_t = gᵀ∇²J g/‖g‖² by forward-mode autodiff), judged by the claim's Lemma 3.4 check. The step is fixed by the
+curvature before the check reads it, not picked as the first one the check catches. The rule's step as a fraction of that limit is the resolution:
 the rule is conservative (its steps are far below the limit), so multiples 2–4 of it cannot be told from it.
 The Lemma 3.3 and Theorem 3.5 checks have no near miss of their own (Theorem 3.5 follows from Lemma 3.4 summed).
 """
@@ -318,7 +318,8 @@ def run_real(ctx: Context) -> ClaimOutcome:
 
 
 CLAIMS = [ClaimSpec("mu_klabjan_unbounded", "", "Mu & Klabjan, Lemma 3.4 / Thm 3.5", run_unbounded, section=FOLLOWUPS),
-          ClaimSpec("mu_klabjan_bounded", "", "Mu & Klabjan, Thm 3.5 (weight decay: this project's bounded case)", run_bounded, section=FOLLOWUPS),
+          ClaimSpec("mu_klabjan_bounded", "", "Mu & Klabjan, Thm 3.5 (weight decay: this project's bounded case)",
+                    run_bounded, section=FOLLOWUPS),
           ClaimSpec("mu_klabjan_rank", "", "Mu & Klabjan, rank independence", run_rank, section=FOLLOWUPS),
           ClaimSpec("entk_mu_klabjan", "", "Mu & Klabjan on the real instance", run_real, section=ENTK_SECTION,
                     profiles=("full",))]
