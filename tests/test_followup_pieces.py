@@ -3,9 +3,10 @@ claim has a caught near-miss control is asserted for every claim in tests/test_c
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from verify import synthetic
-from verify.claims.entk_claims import accuracy_verdict
+from verify.claims.entk_claims import shrink_past
 from verify.claims.verdicts import rank_order, rank_order_verdict
 from verify.experiments.controls import planted_table, smallest_flip
 from verify.experiments.rank_protocols import starts
@@ -51,8 +52,12 @@ def test_protocol_starts_fix_the_initial_norm_as_documented():
         assert not np.any(equal[i, :, r:])
 
 
-def test_accuracy_verdict_uses_binomial_standard_errors():
-    assert accuracy_verdict(0.85, 0.85, 48)[0] is Verdict.HOLDS
-    assert accuracy_verdict(1.0, 31 / 32, 32)[0] is Verdict.HOLDS  # one example in 32 is within 1 SE
-    assert accuracy_verdict(0.78, 1.0, 32)[0] is Verdict.VIOLATED
-    assert accuracy_verdict(0.70, 0.85, 48)[0] is Verdict.INCONCLUSIVE  # 2.8 SE
+def test_shrink_past_finds_the_largest_shrink_moving_the_linearized_predictions():
+    # two classes; example i has f0 = (0, −i) and f_dir = (0, 2i): at s its margin f_1 − f_0 = i(2s − 1), so every
+    # example with i > 0 flips below s = ½ and none above it
+    i = np.arange(10.0)
+    f0, f_dir = np.stack([0 * i, -i], 1), np.stack([0 * i, 2 * i], 1)
+    s_, k = shrink_past(f0, f_dir, 9)
+    assert k == 9 and 0.49 <= s_ <= 0.5  # at ½ the margins tie; argmax takes class 0
+    with pytest.raises(ValueError, match="moves 11 linearized predictions"):
+        shrink_past(f0, f_dir, 11)

@@ -1,14 +1,14 @@
-"""table_4_linearization's paired statistics (verify.claims.actual_claims): the disagreement-rate verdict by its exact
-binomial interval, the counts it decides on 272 test sentences, and the paired accuracy difference."""
+"""The paired statistics of entk_ntk_regime and table_4_linearization (verify.claims.agreement): the disagreement-rate
+verdict by its exact binomial interval, the counts it decides on 272 test sentences, and the paired accuracy difference."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from verify.claims.actual_claims import decided_counts, disagreement_verdict, paired_accuracy_difference
+from verify.claims.agreement import decided_counts, disagreement_verdict, paired_accuracy_difference
 from verify.results import Verdict
-from verify.tolerances import TABLE4_CI_LEVEL, TABLE4_DISAGREE_MAX
+from verify.tolerances import DISAGREE_CI_LEVEL, DISAGREE_MAX
 
 
 def _pair(k: int, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -31,9 +31,9 @@ def test_disagreement_verdict_on_272_sentences(k, verdict):
 def test_decided_counts_are_the_interval_edges():
     k_hold, k_refute = decided_counts(272)
     assert (k_hold, k_refute) == (7, 21)
-    ci = lambda k: binomtest(k, 272).proportion_ci(TABLE4_CI_LEVEL, method="exact")  # noqa: E731
-    assert ci(k_hold).high <= TABLE4_DISAGREE_MAX < ci(k_hold + 1).high
-    assert ci(k_refute - 1).low <= TABLE4_DISAGREE_MAX < ci(k_refute).low
+    ci = lambda k: binomtest(k, 272).proportion_ci(DISAGREE_CI_LEVEL, method="exact")  # noqa: E731
+    assert ci(k_hold).high <= DISAGREE_MAX < ci(k_hold + 1).high
+    assert ci(k_refute - 1).low <= DISAGREE_MAX < ci(k_refute).low
 
 
 def test_margin_sign_follows_the_verdict():

@@ -5,7 +5,7 @@ Table 4 compares accuracies; on 272 test sentences an accuracy difference resolv
 certified optimum differ by 6 points at 2 standard errors). The check is therefore paired, per test sentence: the
 actual trained network must classify the sentences as the certified linearized solution δ* does (which bounds the
 accuracy gap by the disagreement rate) and as its own linearization at the trained δ does (the NTK regime at the
-end point). Each disagreement rate is judged by its exact binomial interval against TABLE4_DISAGREE_MAX.
+end point). Each disagreement rate is judged by its exact binomial interval against DISAGREE_MAX.
 """
 from __future__ import annotations
 
@@ -13,16 +13,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.stats import binomtest
 
 from verify import actual_training as at
 from verify import data_text, entk
+from verify.claims.agreement import decided_counts, disagreement_verdict, paired_accuracy_difference
 from verify.claims.base import ClaimOutcome, ClaimSpec, Context, ControlKind, Profiles, Timer, control
 from verify.claims.entk_claims import SECTION, _name, actual_task_for, optimum_for
 from verify.claims.verdicts import combine
 from verify.commands.train import block_ranks
 from verify.results import CheckResult, Verdict
-from verify.tolerances import TABLE4_CI_LEVEL, TABLE4_DISAGREE_MAX, TABLE4_NEAR_LR
+from verify.tolerances import DISAGREE_CI_LEVEL, DISAGREE_MAX, TABLE4_NEAR_LR
 
 #: the paper's Table 4 (Appendix), accuracy actual / linearized, averaged over 3 runs
 PAPER_TABLE_4 = {"image classification": (86.20, 87.00), "speech classification": (74.67, 73.67)}
@@ -60,34 +60,6 @@ def _run_actual(task, data, cfg: Table4Config, lr: float, steps: int, seed: int,
                      at.TrainConfig(rank=cfg.rank, lam=lam, steps=steps, lr=lr, seed=seed))
     result = at.train(lora, *data["train"])
     return lora, result, {name: at.evaluate(lora, *d) for name, d in data.items()}
-
-
-def disagreement_verdict(a: np.ndarray, b: np.ndarray) -> tuple[Verdict, float, str]:
-    """Whether two classifiers' predictions ``a``, ``b`` (n,) on the same examples agree up to TABLE4_DISAGREE_MAX:
-    the exact (Clopper–Pearson) interval at level TABLE4_CI_LEVEL of the disagreement rate k/n decides — HOLDS if
-    its upper end is ≤ ε, VIOLATED if its lower end is > ε, INCONCLUSIVE otherwise. Returns (verdict, margin = ε −
-    the deciding end (the upper one unless VIOLATED), a one-line summary)."""
-    k, n = int(np.sum(np.asarray(a) != np.asarray(b))), int(np.asarray(a).size)
-    ci = binomtest(k, n).proportion_ci(TABLE4_CI_LEVEL, method="exact")
-    eps = TABLE4_DISAGREE_MAX
-    v = Verdict.HOLDS if ci.high <= eps else Verdict.VIOLATED if ci.low > eps else Verdict.INCONCLUSIVE
-    return v, eps - (ci.low if v is Verdict.VIOLATED else ci.high), \
-        f"{k}/{n} = {k / n:.3f} (interval [{ci.low:.3f}, {ci.high:.3f}]): {v.value}"
-
-
-def decided_counts(n: int) -> tuple[int, int]:
-    """(largest disagreement count out of n that :func:`disagreement_verdict` confirms, smallest that it refutes)."""
-    votes = [disagreement_verdict(np.arange(n) < k, np.zeros(n, bool))[0] for k in range(n + 1)]
-    return (max(k for k, v in enumerate(votes) if v is Verdict.HOLDS),
-            min(k for k, v in enumerate(votes) if v is Verdict.VIOLATED))
-
-
-def paired_accuracy_difference(a: np.ndarray, b: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """(accuracy of a − accuracy of b, its paired standard error √((d/n − Δ²)/n), d = examples on which exactly one
-    of the two is right) for predictions a, b (n,) on the same labelled examples."""
-    ra, rb = np.asarray(a) == np.asarray(labels), np.asarray(b) == np.asarray(labels)
-    n, diff = ra.size, float(ra.mean() - rb.mean())
-    return diff, float(np.sqrt(max(np.mean(ra != rb) - diff ** 2, 0.0) / n))
 
 
 def _judge(task, data, delta: np.ndarray, star_pred: np.ndarray) -> tuple[Verdict, float, dict]:
@@ -170,12 +142,12 @@ def run_table_4(ctx: Context) -> ClaimOutcome:
                         f"Actual LoRA training of all-MiniLM-L6-v2 (peft, rank {cfg.rank} on query and value, λ = "
                         f"{inst.lam:g}, GD at η = {cfg.lr:g}, {cfg.seeds} seeds) stays in the NTK regime and lands on "
                         "the certified linearized solution: on the test sentences it disagrees with δ*'s predictions "
-                        f"(a) and with its own linearization at the trained δ (b) on at most {TABLE4_DISAGREE_MAX:g} "
+                        f"(a) and with its own linearization at the trained δ (b) on at most {DISAGREE_MAX:g} "
                         "of them, so its test accuracy is on par with δ*'s (the paper's Table 4 criterion; the gap is "
                         "at most the disagreement rate).", "Appendix, Table 4", verdict, margin, [_name(task)],
                         t.seconds, details,
-                        power=f"A disagreement rate whose exact {TABLE4_CI_LEVEL:g} interval lies above "
-                              f"{TABLE4_DISAGREE_MAX:g} refutes it ({k_refute} or more of {n_test} test sentences); a run whose "
+                        power=f"A disagreement rate whose exact {DISAGREE_CI_LEVEL:g} interval lies above "
+                              f"{DISAGREE_MAX:g} refutes it ({k_refute} or more of {n_test} test sentences); a run whose "
                               "objective rises makes it inconclusive. Near miss: the same training at "
                               f"η = {TABLE4_NEAR_LR:g}, where GD catapults (its objective peak is printed) and still "
                               "trains; gross control: the pretrained network (δ = 0).",

@@ -16,8 +16,10 @@ import numpy as np
 
 from theory.thresholds import existence_rank_bound, no_spurious_rank
 from theory import generalization as gen
+from theory.linearized_model import predictions
 from verify import data_text, entk, real_task
 from verify.certify import GAP_RTOL, certify, certify_result
+from verify.claims.agreement import decided_counts, disagreement_verdict, paired_accuracy_difference
 from verify.claims.base import ClaimOutcome, ClaimSpec, Context, ControlKind, Profiles, Timer, control
 from verify.claims.rank_speed_check import Section6Config, section_6_outcome
 from verify.device import device_for, resolve
@@ -32,8 +34,8 @@ from verify.instance import load_instance
 from verify.results import CheckResult, Verdict
 from verify.solvers.bm import solve_bm
 from verify.solvers.prox import solve_prox
-from verify.tolerances import (NTK_ACC_HOLD_SE, NTK_ACC_REFUTE_SE, NTK_C4_RESOLVED_FRACTION, NTK_CERT_NOISE,
-                               NTK_NEAR_TRUNCATED_STEPS, NTK_P_NORM, NTK_SHRINK_SCALES, RADEMACHER_SE,
+from verify.tolerances import (DISAGREE_CI_LEVEL, DISAGREE_MAX, NTK_C4_RESOLVED_FRACTION, NTK_CERT_NOISE,
+                               NTK_NEAR_SCALE_GRID, NTK_NEAR_TRUNCATED_STEPS, NTK_P_NORM, RADEMACHER_SE,
                                S6_RTOLS_FULL)
 
 SECTION = "Empirical NTK of all-MiniLM-L6-v2 (N = 32, K = 2, query + value of the last layer, 768×768)"
@@ -217,79 +219,81 @@ def run_section_6_real(ctx: Context) -> ClaimOutcome:
                              ref_rank=no_spurious_rank(task.train.kn))
 
 
-def _binomial_se(acc_linear: float, n: int) -> float:
-    """Binomial standard error of an accuracy on n examples, from ``acc_linear`` with add-one smoothing."""
-    p = (round(acc_linear * n) + 1) / (n + 2)
-    return float(np.sqrt(p * (1 - p) / n))
-
-
-def accuracy_verdict(acc_actual: float, acc_linear: float, n: int) -> tuple[Verdict, float]:
-    """Table 4's comparison on n examples: HOLDS if |actual − linearized accuracy| ≤ NTK_ACC_HOLD_SE binomial SEs,
-    VIOLATED beyond NTK_ACC_REFUTE_SE; SE from the linearized accuracy with add-one smoothing. Margin in SEs."""
-    z = abs(acc_actual - acc_linear) / _binomial_se(acc_linear, n)
-    v = Verdict.HOLDS if z <= NTK_ACC_HOLD_SE else Verdict.VIOLATED if z > NTK_ACC_REFUTE_SE else Verdict.INCONCLUSIVE
-    return v, NTK_ACC_HOLD_SE - z
+def shrink_past(f0: np.ndarray, f_dir: np.ndarray, flips: int) -> tuple[float, int]:
+    """The largest s on the grid NTK_NEAR_SCALE_GRID ⊂ (0, 1) at which the *linearized* predictions
+    argmax_k (f0 + s·f_dir)_k (f0, f_dir: (n, K), f_dir = ⟨G, δ*⟩) differ from those at s = 1 on at least ``flips``
+    examples, and that count. The update shrunk to s·δ* is the smallest shrink that should matter to a check that
+    compares predictions; ``entk_ntk_regime``'s near miss offers the actual model there."""
+    ref = (f0 + f_dir).argmax(axis=1)
+    for s_ in np.linspace(1.0, 0.0, NTK_NEAR_SCALE_GRID + 1)[1:-1]:
+        k = int(np.sum((f0 + s_ * f_dir).argmax(axis=1) != ref))
+        if k >= flips:
+            return float(s_), k
+    raise ValueError(f"no shrink s in (0, 1) moves {flips} linearized predictions of δ*")
 
 
 def run_ntk_regime(ctx: Context) -> ClaimOutcome:
+    """Section 2's NTK-regime assumption at the certified LoRA solution δ*, paired per sentence as Table 4's
+    comparison is judged in ``table_4_linearization`` (verify.claims.agreement): the actual model at W₀ + δ* must
+    classify the test sentences as its linearization f0 + ⟨G, δ*⟩ does."""
     with Timer() as t:
         task = task_for(ctx)
         opt, _ = optimum_for(ctx)
         clf, test = task.classifier, data_text.load_sentiment("test")
-        splits = {"train": (clf.encode(task.train_texts), task.train.Y), "test": (clf.encode(test.texts), task.test.Y)}
-        acc = lambda d, sp: entk.accuracies(clf.model, clf.outputs, task.weight_names, splits[sp][0], d,  # noqa: E731
-                                            splits[sp][1])
-        actual = lambda d, sp: entk.actual_accuracy(clf.model, clf.outputs, task.weight_names,  # noqa: E731
-                                                    splits[sp][0], d, splits[sp][1])
-        at = {split: acc(opt.delta, split) for split in splits}
-        verdicts = {split: accuracy_verdict(a, lin, splits[split][1].size) for split, (a, lin, _) in at.items()}
-        # near miss: the actual model at s·δ* against the linearized accuracy at δ*, largest s that is caught
-        scan = {}
-        for s_ in NTK_SHRINK_SCALES:
-            scan[s_] = combine_pairs({sp: accuracy_verdict(actual(s_ * opt.delta, sp), at[sp][1], splits[sp][1].size)
-                                      for sp in splits})
-            if scan[s_][0] is Verdict.VIOLATED:
-                break
-        flipped = combine_pairs({sp: accuracy_verdict(actual(-opt.delta, sp), at[sp][1], splits[sp][1].size)
-                                 for sp in splits})
-    verdict, margin = combine_pairs(verdicts)
-    details = {f"{sp} accuracy actual / linearized (n = {splits[sp][1].size})": f"{a:.4f} / {lin:.4f}"
-               for sp, (a, lin, _) in at.items()}
+        batches = {"train": clf.encode(task.train_texts), "test": clf.encode(test.texts)}
+        labels = {"train": task.train.Y, "test": task.test.Y}
+        pair = lambda d, sp: entk.prediction_pair(clf.model, clf.outputs, task.weight_names,  # noqa: E731
+                                                  batches[sp], d)
+        at = {sp: pair(opt.delta, sp) for sp in batches}
+        judged = {sp: disagreement_verdict(a, lin) for sp, (a, lin, _) in at.items()}
+        lin_star = at["test"][1]
+        n_test = lin_star.size
+        k_hold, k_refute = decided_counts(n_test)
+        # near miss: the smallest shrink of δ* that moves the linearized predictions by k_refute + k_hold; an actual
+        # model within k_hold of its linearization there (as the claim requires at δ*) disagrees with δ*'s by ≥ k_refute
+        f0 = task.test.f0
+        s_near, lin_flips = shrink_past(f0, predictions(task.test.G, f0, opt.delta) - f0, k_refute + k_hold)
+        near_actual, near_linear, near_err = pair(s_near * opt.delta, "test")
+        nv, nm, ns = disagreement_verdict(near_actual, lin_star)
+        fv, fm, fs = disagreement_verdict(pair(-opt.delta, "test")[0], lin_star)
+    # the verdict is the test split's; the train split (n = 32) cannot confirm 5 % (0 of 32 has upper end 0.089) but
+    # can refute
+    verdict, margin, _ = judged["test"]
+    if judged["train"][0] is Verdict.VIOLATED:
+        verdict, margin = Verdict.VIOLATED, judged["train"][1]
+    details = {f"{sp}: disagreements actual / linearized at δ* (n = {labels[sp].size})": judged[sp][2] for sp in at}
+    details |= {f"{sp} accuracy actual / linearized": "{:.4f} / {:.4f}".format(*(float(np.mean(p == labels[sp]))
+                                                                                  for p in at[sp][:2])) for sp in at}
     details |= {f"{sp} relative output error ‖f(W₀+δ*) − (f0+⟨G,δ*⟩)‖/‖⟨G,δ*⟩‖": e for sp, (_, _, e) in at.items()}
-    details |= {"‖δ*‖_F": float(np.linalg.norm(opt.delta)),
-                "actual accuracy at s·δ* vs linearized at δ* (scan)": {f"s = {k:g}": f"{v.value}, {m:.2f} SE"
-                                                                        for k, (v, m) in scan.items()},
-                "note": "along t·δ* (t up to 8192, and −64) and δ* + random updates up to 16‖δ*‖ the actual and "
-                        "linearized accuracies agree (measured while writing the check): accuracy is a weak test of "
-                        "linearity; the output error above is the quantitative one"}
-    s_caught = max((k for k, (v, _) in scan.items() if v is Verdict.VIOLATED), default=None)
-    # the accuracy difference that refutes, per split (it depends on n, hence on the data file's test split)
-    width = {sp: NTK_ACC_REFUTE_SE * _binomial_se(lin, splits[sp][1].size) for sp, (_, lin, _) in at.items()}
-    n_of = {sp: splits[sp][1].size for sp in splits}
-    check = CheckResult("entk_ntk_regime", "At the LoRA solution δ*, the real model's accuracy (train and test batch) "
-                        f"is within {NTK_ACC_HOLD_SE:g} binomial SE of the linearized model's (Table 4's actual vs "
-                        "linearized comparison); the relative output error is reported.",
-                        "Section 2 (NTK regime assumption); Appendix D, Table 4", verdict, margin, [_name(task)],
-                        t.seconds, details,
-                        power=f"Differences beyond {NTK_ACC_REFUTE_SE:g} SE on either split refute it; with n = "
-                              f"{n_of['train']}/{n_of['test']} that is ≈ {width['train'] * n_of['train']:.0f} train "
-                              f"or ≈ {width['test'] * n_of['test']:.0f} test predictions changing. The check tells an "
-                              f"applied update from one shrunk to s·δ* with s = {s_caught} (near miss).",
-                        resolution=f"accuracy differences ≥ {NTK_ACC_REFUTE_SE:g} SE (≈ {width['train']:.2f} train, "
-                                   f"{width['test']:.2f} test); update-size errors down to s = {s_caught}")
-    sv, sm = scan[s_caught] if s_caught is not None else scan[NTK_SHRINK_SCALES[-1]]
-    ctrls = [control("entk_ntk_shrunk_update", "entk_ntk_regime", f"actual model at s·δ*, s = "
-                     f"{s_caught if s_caught is not None else NTK_SHRINK_SCALES[-1]:g} (largest scale of "
-                     f"{NTK_SHRINK_SCALES} that the check resolves) claimed to match the linearized model at δ*",
-                     sv, sm, kind=ControlKind.NEAR_MISS),
-             control("entk_ntk_sign_flip", "entk_ntk_regime", "actual model at −δ* claimed to match the linearized "
-                     "model at δ*", *flipped, kind=ControlKind.GROSS)]
+    details |= {"test accuracy actual − linearized (paired SE)": "{:+.4f} ({:.4f})".format(
+                    *paired_accuracy_difference(*at["test"][:2], labels["test"])),
+                "‖δ*‖_F": float(np.linalg.norm(opt.delta)),
+                f"near miss s·δ*, s = {s_near:g}: linearized predictions moved / actual vs its own linearization / "
+                "relative output error": f"{lin_flips} / {int(np.sum(near_actual != near_linear))} / {near_err:.3f}",
+                "note": "measured while writing the check (seed 0): the actual model's predictions follow its "
+                        "linearization along t·δ* far past the regime (at t = 256 the relative output error is 0.99, "
+                        "6 of 272 test predictions differ), so agreement of predictions is a weak test of linearity "
+                        "— it resolves changes of the update that move ≥ 21 predictions, not a factor 2 in its size "
+                        "(0.5·δ*: 6, 2·δ*: 5 disagreements with δ*); the output error above is the quantitative one"}
+    check = CheckResult("entk_ntk_regime", "At the certified LoRA solution δ*, the real model W₀ + δ* classifies the "
+                        f"test sentences as its linearization f0 + ⟨G, δ*⟩ does, on all but at most {DISAGREE_MAX:g} of "
+                        "them (Table 4's actual-vs-linearized comparison, paired per sentence; it bounds the accuracy "
+                        "gap by the same amount); the train sentences can refute it; the relative output error is "
+                        "reported.", "Section 2 (NTK regime assumption); Appendix D, Table 4", verdict, margin,
+                        [_name(task)], t.seconds, details,
+                        power=f"A test disagreement rate whose exact {DISAGREE_CI_LEVEL:g} interval lies above "
+                              f"{DISAGREE_MAX:g} refutes it ({k_refute} or more of {n_test}). Near miss, fixed before "
+                              f"the check reads it: δ* shrunk to the largest s at which the linearized predictions "
+                              f"move on {k_refute} + {k_hold} sentences, so that a model within {k_hold} of its "
+                              f"linearization there must be refuted; gross control: −δ*.",
+                        resolution=f"on n = {n_test}: ≤ {k_hold} disagreements confirmed, ≥ {k_refute} refuted; "
+                                   "blind to a factor 2 in the update's size (note)")
+    ctrls = [control("entk_ntk_shrunk_update", "entk_ntk_regime", f"actual model at s·δ*, s = {s_near:g} (the "
+                     f"largest shrink moving {k_refute} + {k_hold} linearized test predictions; {ns}) claimed to "
+                     "classify as the linearized model at δ*", nv, nm, kind=ControlKind.NEAR_MISS),
+             control("entk_ntk_sign_flip", "entk_ntk_regime", f"actual model at −δ* ({fs}) claimed to classify as the "
+                     "linearized model at δ*", fv, fm, kind=ControlKind.GROSS)]
     return ClaimOutcome(check, ctrls)
-
-
-def combine_pairs(pairs: dict) -> tuple[Verdict, float]:
-    """(combined verdict, smallest margin) of {key: (verdict, margin)}."""
-    return combine([v for v, _ in pairs.values()]), min(m for _, m in pairs.values())
 
 
 def run_rademacher_real(ctx: Context) -> ClaimOutcome:
