@@ -170,3 +170,11 @@ def test_bad_option_is_a_clear_error(instance_file, capsys, command, option, val
     assert main([command, *base, option, value]) == 2
     err = capsys.readouterr().err
     assert f"argument {option}:" in err and repr(value) in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("ids", [["nope"], ["lemma_2_2,nope"], [","]])
+def test_report_only_names_an_unknown_claim(tmp_path, capsys, ids):
+    assert main(["report", "--out", str(tmp_path), "--only", *ids]) == 2
+    err = capsys.readouterr().err
+    assert "--only: unknown claim id(s)" in err and "lemma_2_2" in err
+    assert not (tmp_path / "report.md").exists()

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from theory.convergence_rate import (STEP_CONSTANT, apriori_norm_bound, decrease_slack, fit_window,
                                      lemma_3_3_bound, smoothness_constant, step_size, theorem_3_5_bound)
 from theory.linearized_model import sensing_matrix, sensing_norm_squared
+from verify.claims.mu_klabjan import rate_fits
 from verify.experiments.mu_klabjan import instance_smoothness, lora_starts, run_full_gd, run_rule
 from verify.solvers.bm import torch_lora_objective
 from verify.tolerances import exact_rtol
@@ -139,3 +140,11 @@ def test_curvature_probe_keeps_the_rule_run_and_records_the_probe_step():
     assert np.all(np.isnan(rule.curvature)) and np.any(h > 0)
     np.testing.assert_allclose(probed.step[h > 0], (1 + MK_NEAR_CURVATURE_EXCESS) * 1.5 / h[h > 0], rtol=1e-12)
     assert np.min(decrease_slack(probed.J, probed.J_next, probed.step, probed.grad_sq)[h > 0]) < 0
+
+
+def test_rate_fits_says_which_rate_fits_and_when_neither_does():
+    T = np.arange(1, 3001, dtype=float)
+    assert rate_fits(5.0 / T)["summary"] == "c·1/T fits better on every horizon and window"
+    assert rate_fits(5.0 / np.log(T + 1.0))["summary"] == "c·1/logT fits better on every horizon and window"
+    assert rate_fits(5.0 / T ** 2)["summary"].startswith("INCONCLUSIVE: neither rate fits")
+    assert rate_fits(np.full(T.size, 5.0))["summary"].startswith("INCONCLUSIVE: the curve is flat")

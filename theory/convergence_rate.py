@@ -10,6 +10,10 @@ E₁ = [I_m 0], E₂ = [0; I_n], J(V) = 𝓛(E₁ V Vᵀ E₂) with 𝓛 L-smoot
 ∇J(V) = 2 Sym(E₁ᵀ ∇𝓛 E₂ᵀ) V = [∇𝓛 v; ∇𝓛ᵀ u] (LoRA gradient descent is gradient descent on V).
   Lemma 3.3: J(V₂) ≤ J(V₁) + ⟨∇J(V₁), D⟩ + √2 L ‖D‖²‖V₁‖² + √2 L ‖D‖³‖V₁‖ + (√2 L/4)‖D‖⁴
              + ‖∇𝓛(E₁V₁V₁ᵀE₂)‖ ‖D‖²,  D = V₂ − V₁.
+             Its three L terms are √2L(‖D‖‖V₁‖ + ‖D‖²/2)². With δ = uvᵀ and D = [D_u; D_v], δ moves by
+             Δ = uD_vᵀ + D_uvᵀ + D_uD_vᵀ, ‖Δ‖ ≤ ‖V₁‖‖D‖ + ‖D‖²/2 (Cauchy–Schwarz), ⟨∇𝓛, D_uD_vᵀ⟩ ≤ ‖∇𝓛‖‖D‖²/2,
+             so L-smoothness alone gives the same inequality with (L/2)(…)² and ½‖∇𝓛‖‖D‖² (derived here):
+             the lemma holds with every higher-order term at least twice over, and cannot fail on an L-smooth 𝓛.
   Lemma 3.4: with η_t = min{1 / (4√2 L (‖V_t‖² + ‖∇𝓛(E₁V_tV_tᵀE₂)‖)), 1},
              J(V_{t+1}) ≤ J(V_t) − (η_t/4) ‖∇J(V_t)‖².
   Theorem 3.5: min_{t<T} ‖∇J(V_t)‖² ≤ 4 (J(V₀) − 𝓛*) / Σ_{t<T} η_t, which is O(1/log T) because

@@ -97,6 +97,7 @@ def generate(profile: str = "quick", out_dir: str | Path = "reports", seed: int 
     info = meta.collect(seed, profile, device) | {
         "not_in_profile": [s.id for s in all_claims() if only is None and profile not in s.profiles]}
     drawn: dict[str, Path] = {}
+    report = write_report(out_dir, info, records, pending=[s.id for s in specs], drawn=drawn)
     bar = tqdm(specs, desc="claims", unit="claim", disable=not progress)
     for spec in bar:
         bar.set_postfix_str(spec.id)

@@ -210,6 +210,9 @@ MK_UNRESOLVED_MAX = 0.5
 MK_FIT_WINDOWS = (0.01, 0.1)
 #: a min-gradient curve that ends above this fraction of its first value is flat: no rate is read from it
 MK_FLAT_RATIO = 0.5
+#: a reference rate fits a min-gradient curve when its RMS log residual is at most this (a factor e^0.1 ≈ 1.1 off
+#: the fitted c·rate on average); above it on any horizon or window neither rate is said to fit
+MK_FIT_RMS_MAX = 0.1
 # --- block and factored storage of G (issue: real eNTK at the paper's scale) --------------------------------
 #: all-layer eNTK certificate near miss: relative noise on Q* just past the certificate's resolution (probe on MiniLM
 #: all layers, N = 32, seed 0, draw "entk_all/near": gap bound 3.7e-7 at 1e-3 and 5.8e-7 at 1.5e-3 (pass), 1.4e-6 at

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from verify.commands.options import nonnegative_int
 from verify.device import DEVICES
+from verify.instance import InstanceError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,13 +18,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--fresh", action="store_true", help="ignore finished claims from an earlier run")
-    p.add_argument("--only", nargs="+", metavar="CLAIM", help="run only these claim ids")
+    p.add_argument("--only", nargs="+", metavar="CLAIM", help="run only these claim ids (spaces or commas between)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from verify.claims import all_claims
     from verify.report import generate
-    report = generate(args.profile, args.out, seed=args.seed, device=args.device, fresh=args.fresh, only=args.only)
+    only = None if args.only is None else [c for a in args.only for c in a.split(",") if c]
+    known = [s.id for s in all_claims()]
+    unknown = [c for c in only or () if c not in known]
+    if unknown or only == []:
+        raise InstanceError(f"--only: unknown claim id(s) {', '.join(unknown) or '(none given)'}; the claim ids are "
+                            f"{', '.join(known)}")
+    report = generate(args.profile, args.out, seed=args.seed, device=args.device, fresh=args.fresh, only=only)
     s = report["summary"]
     print(f"{s['HOLDS']} HOLDS, {s['VIOLATED']} VIOLATED, {s['INCONCLUSIVE']} INCONCLUSIVE; "
           f"controls {s['controls_caught']} caught, {s['controls_missed']} missed -> {args.out}/report.md")
