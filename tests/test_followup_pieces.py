@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from verify import synthetic
-from verify.claims.entk_claims import shrink_past
+from verify.claims.entk_claims import shrink_past, split_verdict
 from verify.claims.verdicts import rank_order, rank_order_verdict
 from verify.experiments.controls import planted_table, smallest_flip
 from verify.experiments.rank_protocols import starts
@@ -61,3 +61,11 @@ def test_shrink_past_finds_the_largest_shrink_moving_the_linearized_predictions(
     assert k == 9 and 0.49 <= s_ <= 0.5  # at ½ the margins tie; argmax takes class 0
     with pytest.raises(ValueError, match="moves 11 linearized predictions"):
         shrink_past(f0, f_dir, 11)
+
+
+def test_split_verdict_takes_the_test_split_unless_train_refutes():
+    H, V, I = Verdict.HOLDS, Verdict.VIOLATED, Verdict.INCONCLUSIVE
+    assert split_verdict((H, 0.02), (I, -0.04)) == (H, 0.02)
+    assert split_verdict((I, -0.01), (I, -0.04)) == (I, -0.01)
+    assert split_verdict((H, 0.02), (V, -0.1)) == (V, -0.1)
+    assert split_verdict((V, -0.3), (V, -0.1)) == (V, -0.3)

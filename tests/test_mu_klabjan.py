@@ -45,18 +45,19 @@ def test_smoothness_constant_is_the_largest_hessian_eigenvalue_for_the_squared_l
     assert smoothness_constant(2.0, sensing_norm_squared(inst.G), inst.N) == pytest.approx(exact, rel=1e-10)
 
 
-@given(spec=instance_specs(lam=st.just(0.0)), seed=seeds, scale=st.sampled_from([1e-2, 1.0, 10.0]))
+@given(spec=instance_specs(lam=lams), seed=seeds, scale=st.sampled_from([1e-2, 1.0, 10.0]))
 def test_lemma_3_3_upper_bound_holds(spec, seed, scale):
     """Lemma 3.3 (Frobenius norms): J(V + D) ≤ J(V) + ⟨∇J(V), D⟩ + √2L‖D‖²‖V‖² + √2L‖D‖³‖V‖ + (√2L/4)‖D‖⁴
-    + ‖∇𝓛‖‖D‖² for random V and D of several scales."""
+    + ‖∇𝓛‖‖D‖² for random V and D of several scales; with weight decay λ the last term reads (‖∇𝓛‖ + λ/2)‖D‖²,
+    as the claims read it."""
     inst = spec.build()
     rng = np.random.default_rng(seed)
     V = rng.standard_normal((inst.m + inst.n, 2))
     D = scale * rng.standard_normal(V.shape)
     Vt = torch.tensor(V, requires_grad=True)
-    J = torch_lora_objective(inst.G, inst.f0, inst.Y, inst.loss, 0.0, Vt)
+    J = torch_lora_objective(inst.G, inst.f0, inst.Y, inst.loss, inst.lam, Vt)
     (g,) = torch.autograd.grad(J, Vt)
-    gradL = np.linalg.norm(inst.gradient(V[:inst.m] @ V[inst.m:].T))
+    gradL = np.linalg.norm(inst.gradient(V[:inst.m] @ V[inst.m:].T)) + 0.5 * inst.lam
     bound = lemma_3_3_bound(float(J.detach()), float(np.sum(g.numpy() * D)), np.linalg.norm(D), np.linalg.norm(V), gradL,
                             instance_smoothness(inst))
     assert inst.lora_objective(V + D) <= bound + exact_rtol(np.float64) * max(1.0, abs(bound))

@@ -13,7 +13,8 @@ E₁ = [I_m 0], E₂ = [0; I_n], J(V) = 𝓛(E₁ V Vᵀ E₂) with 𝓛 L-smoot
              Its three L terms are √2L(‖D‖‖V₁‖ + ‖D‖²/2)². With δ = uvᵀ and D = [D_u; D_v], δ moves by
              Δ = uD_vᵀ + D_uvᵀ + D_uD_vᵀ, ‖Δ‖ ≤ ‖V₁‖‖D‖ + ‖D‖²/2 (Cauchy–Schwarz), ⟨∇𝓛, D_uD_vᵀ⟩ ≤ ‖∇𝓛‖‖D‖²/2,
              so L-smoothness alone gives the same inequality with (L/2)(…)² and ½‖∇𝓛‖‖D‖² (derived here):
-             the lemma holds with every higher-order term at least twice over, and cannot fail on an L-smooth 𝓛.
+             the lemma's L terms are 2√2 times and its ∇𝓛 term twice what is needed, so it cannot fail on an
+             L-smooth 𝓛 (with weight decay the added (λ/2)‖D‖² is exact and has no slack).
   Lemma 3.4: with η_t = min{1 / (4√2 L (‖V_t‖² + ‖∇𝓛(E₁V_tV_tᵀE₂)‖)), 1},
              J(V_{t+1}) ≤ J(V_t) − (η_t/4) ‖∇J(V_t)‖².
   Theorem 3.5: min_{t<T} ‖∇J(V_t)‖² ≤ 4 (J(V₀) − 𝓛*) / Σ_{t<T} η_t, which is O(1/log T) because

@@ -240,17 +240,6 @@ def _taylor_terms(model, outputs, weight_names, batch, delta, chunk):
     return f_moved, f_base, f_dir
 
 
-def actual_accuracy(model: nn.Module, outputs: OutputsFn, weight_names: list[str], batch: Batch, delta: np.ndarray,
-                    labels: np.ndarray, *, chunk: int = DEFAULT_CHUNK) -> float:
-    """Accuracy of argmax_k f(W⁰ + δ)_k on ``batch`` with ``labels`` (N,): the actual model only, one forward
-    pass per chunk (the first value of :func:`accuracies`, without its Jacobian-vector product)."""
-    params, tangent = _params_and_tangent(model, weight_names, delta)
-    moved = {name: params[name] + tangent[name] for name in params}
-    with torch.no_grad():
-        f = np.concatenate([outputs(moved, sub).cpu().double().numpy() for _, sub in _chunks(batch, chunk)])
-    return float(np.mean(f.argmax(axis=1) == np.asarray(labels)))
-
-
 def linearization_error(model: nn.Module, outputs: OutputsFn, weight_names: list[str], batch: Batch,
                         delta: np.ndarray, *, chunk: int = DEFAULT_CHUNK) -> float:
     """‖f(W⁰ + δ) − (f0 + ⟨G, δ⟩)‖_F / ‖⟨G, δ⟩‖_F over the (N, K) outputs (the NTK-regime check).
@@ -275,16 +264,6 @@ def prediction_pair(model: nn.Module, outputs: OutputsFn, weight_names: list[str
     den = np.linalg.norm(f_dir)
     err = float(np.linalg.norm(f_moved - f_base - f_dir) / den) if den > 0 else 0.0
     return f_moved.argmax(axis=1), (f_base + f_dir).argmax(axis=1), err
-
-
-def accuracies(model: nn.Module, outputs: OutputsFn, weight_names: list[str], batch: Batch, delta: np.ndarray,
-               labels: np.ndarray, *, chunk: int = DEFAULT_CHUNK) -> tuple[float, float, float]:
-    """(accuracy of argmax_k f(W⁰ + δ)_k, accuracy of the linearized argmax_k (f0 + ⟨G, δ⟩)_k, relative
-    output error) on ``batch`` with ``labels`` (N,) (:func:`prediction_pair`; Table 4's actual vs linearized
-    comparison)."""
-    actual, linear, err = prediction_pair(model, outputs, weight_names, batch, delta, chunk=chunk)
-    labels = np.asarray(labels)
-    return float(np.mean(actual == labels)), float(np.mean(linear == labels)), err
 
 
 # text classification instances -----------------------------------------------------------------------
