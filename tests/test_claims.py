@@ -206,3 +206,10 @@ def test_report_prints_nested_details_in_markdown_and_html():
 def test_report_rejects_unknown_profile(tmp_path):
     with pytest.raises(ValueError, match="profile"):
         report.generate("medium", tmp_path)
+
+
+@pytest.mark.parametrize("only", [["nope"], ["lemma_2_2", "nope"], []])
+def test_report_rejects_unknown_claim_ids_before_writing(tmp_path, only):
+    with pytest.raises(ValueError, match="only: unknown claim id"):
+        report.generate("quick", tmp_path / "out", only=only, progress=False)
+    assert not (tmp_path / "out").exists()

@@ -176,5 +176,5 @@ def test_bad_option_is_a_clear_error(instance_file, capsys, command, option, val
 def test_report_only_names_an_unknown_claim(tmp_path, capsys, ids):
     assert main(["report", "--out", str(tmp_path), "--only", *ids]) == 2
     err = capsys.readouterr().err
-    assert "--only: unknown claim id(s)" in err and "lemma_2_2" in err
+    assert "only: unknown claim id(s)" in err and "lemma_2_2" in err
     assert not (tmp_path / "report.md").exists()

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from verify import data_text, figures, meta
 from verify.claims import all_claims
 from verify.claims.base import ClaimOutcome, ClaimSpec, Context
+from verify.instance import InstanceError
 
 
 def _jsonable(obj):
@@ -84,9 +85,15 @@ def _run_claim(spec: ClaimSpec, ctx: Context, cache: Path) -> dict:
 
 def generate(profile: str = "quick", out_dir: str | Path = "reports", seed: int = 0, device: str = "auto",
              fresh: bool = False, only: list[str] | None = None, progress: bool = True) -> dict:
-    """Run the claims (all, or the ids in ``only``) and write the report; returns the report dict."""
+    """Run the claims (all, or the ids in ``only``) and write the report; returns the report dict. Raises
+    InstanceError (before writing anything) for an unknown profile or claim id, or an empty ``only``."""
     if profile not in ("quick", "full"):
-        raise ValueError(f"profile must be quick or full, got {profile!r}")
+        raise InstanceError(f"profile must be quick or full, got {profile!r}")
+    known = [s.id for s in all_claims()]
+    unknown = [c for c in only or () if c not in known]
+    if unknown or only == []:
+        raise InstanceError(f"only: unknown claim id(s) {', '.join(unknown) or '(none given)'}; the claim ids are "
+                            f"{', '.join(known)}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ctx = Context(profile=profile, seed=seed, device=device)
