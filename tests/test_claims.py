@@ -40,6 +40,7 @@ EXPECTED_VERDICTS = {
     "entk_kim_dichotomy": Verdict.INCONCLUSIVE,
     "threshold_sufficient": Verdict.HOLDS, "park_condition": Verdict.INCONCLUSIVE,
     "mu_klabjan_unbounded": Verdict.HOLDS, "mu_klabjan_bounded": Verdict.HOLDS, "mu_klabjan_rank": Verdict.HOLDS,
+    "mu_klabjan_step_rule": Verdict.VIOLATED,
     "entk_mu_klabjan": Verdict.HOLDS,
     "entk_all_layers_certified_optimum": Verdict.HOLDS, "entk_sdp_crosscheck": Verdict.HOLDS,
     "table_4_linearization": Verdict.HOLDS, "kim_fails_loudly": Verdict.HOLDS,

@@ -8,11 +8,13 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from theory.convergence_rate import (STEP_CONSTANT, apriori_norm_bound, decrease_slack, fit_window,
-                                     lemma_3_3_bound, smoothness_constant, step_size, theorem_3_5_bound)
+from theory.convergence_rate import (STEP_CONSTANT, apriori_norm_bound, ascent_pair_margin, decrease_slack,
+                                     fit_window, lemma_3_3_bound, smoothness_constant, step_size, theorem_3_5_bound,
+                                     transcribed_breaking_units)
 from theory.linearized_model import sensing_matrix, sensing_norm_squared
 from verify.claims.mu_klabjan import rate_fits
-from verify.experiments.mu_klabjan import instance_smoothness, lora_starts, run_full_gd, run_rule
+from verify.experiments.mu_klabjan import (ascent_start, in_units, instance_smoothness, lora_starts, run_full_gd,
+                                          run_rule)
 from verify.solvers.bm import torch_lora_objective
 from verify.tolerances import exact_rtol
 
@@ -29,6 +31,57 @@ def test_step_rule_formula():
     assert step_size(1e-3, 1e-3, 1.0) == 1.0
     np.testing.assert_allclose(step_size(np.array([1.0, 4.0]), np.array([1.0, 0.0]), 2.0),
                                [1 / (8 * np.sqrt(2) * 2), 1 / (8 * np.sqrt(2) * 4)])
+
+
+def test_step_rule_readings():
+    """The note's formula, max(L, 1) in place of L, and L‖V‖² + ‖∇𝓛‖; they agree at L = 1; unknown readings raise."""
+    r = 4 * np.sqrt(2)
+    assert step_size(3.0, 2.0, 0.5, reading="L_at_least_1") == pytest.approx(1 / (r * 5.0))
+    assert step_size(3.0, 2.0, 2.0, reading="L_at_least_1") == pytest.approx(1 / (r * 2.0 * 5.0))
+    assert step_size(3.0, 2.0, 0.5, lam=1.0, reading="unit_consistent") == pytest.approx(1 / (r * (1.5 + 3.0)))
+    assert len({float(step_size(3.0, 2.0, 1.0, reading=k)) for k in ("transcribed", "L_at_least_1",
+                                                                     "unit_consistent")}) == 1
+    with pytest.raises(ValueError, match="reading"):
+        step_size(1.0, 1.0, 1.0, reading="paper")
+
+
+def test_breaking_units_put_the_first_step_where_asked():
+    """ca·σ₁ = excess·3/2 and the transcribed rule's first step is capped at 1 with a factor 2 to spare."""
+    L, sigma, g, nu = 0.4, 0.6, 1.1, 1e-2
+    a, c = transcribed_breaking_units(L, sigma, g, nu, 2.0)
+    assert c * a * sigma == pytest.approx(3.0)
+    assert STEP_CONSTANT * c * a * a * L * (nu + c * a * g) == pytest.approx(0.5)
+    assert step_size(nu, c * a * g, c * a * a * L) == 1.0
+
+
+def test_in_units_is_the_same_problem():
+    """𝓛'(δ) = c·𝓛(aδ); the cross-entropy is refused."""
+    inst = build_instance(3, 4, 2, 5, 6, lam=0.0)
+    delta = np.random.default_rng(0).standard_normal((5, 6))
+    assert in_units(inst, 0.3, 7.0).risk(delta) == pytest.approx(7.0 * inst.risk(0.3 * delta), rel=1e-12)
+    assert instance_smoothness(in_units(inst, 0.3, 7.0)) == pytest.approx(7.0 * 0.09 * instance_smoothness(inst))
+    with pytest.raises(ValueError, match="squared"):
+        in_units(build_instance(3, 4, 2, 5, 6, loss="cross_entropy", lam=0.0), 0.3, 7.0)
+
+
+@given(seed=seeds, excess=st.sampled_from([0.5, 0.9, 1.1, 2.0]))
+def test_the_first_step_from_the_ascent_pair_has_the_first_order_margin(seed, excess):
+    """Lemma 3.4's margin of the transcribed rule's first step from the ascent pair is 3 − 2ησ₁ to O(‖V₀‖²), in
+    units where ησ₁ = excess·3/2 (negative past 1): the arithmetic mu_klabjan_step_rule's verdict rests on;
+    max(L, 1) and the unit-consistent reading keep the decrease there."""
+    base = build_instance(seed, 4, 2, 5, 6, lam=0.0)
+    S0 = base.gradient(np.zeros((5, 6)))
+    sigma = np.linalg.svd(S0, compute_uv=False)[0]
+    a, c = transcribed_breaking_units(instance_smoothness(base), sigma, float(np.linalg.norm(S0)), 1e-4, excess)
+    inst = in_units(base, a, c)
+    Q0 = ascent_start(inst, 1e-4, 2)[None]
+    run = run_rule(inst, Q0, 1)
+    margin = decrease_slack(run.J, run.J_next, run.step, run.grad_sq) / (0.25 * run.step * run.grad_sq)
+    assert run.eta[0, 0] == 1.0
+    assert margin[0, 0] == pytest.approx(ascent_pair_margin(1.0, c * a * sigma), abs=1e-2)
+    for reading in ("L_at_least_1", "unit_consistent"):
+        safe = run_rule(inst, Q0, 3, reading=reading)
+        assert np.all(decrease_slack(safe.J, safe.J_next, safe.step, safe.grad_sq) >= 0)
 
 
 def test_theorem_3_5_bound_is_the_running_sum():

@@ -17,6 +17,16 @@ E₁ = [I_m 0], E₂ = [0; I_n], J(V) = 𝓛(E₁ V Vᵀ E₂) with 𝓛 L-smoot
              L-smooth 𝓛 (with weight decay the added (λ/2)‖D‖² is exact and has no slack).
   Lemma 3.4: with η_t = min{1 / (4√2 L (‖V_t‖² + ‖∇𝓛(E₁V_tV_tᵀE₂)‖)), 1},
              J(V_{t+1}) ≤ J(V_t) − (η_t/4) ‖∇J(V_t)‖².
+             The rule as the note writes it mixes units: L‖∇𝓛‖ is not in the units of L‖V‖² (𝓛 → c𝓛(a·)
+             scales L by ca², ∇𝓛 by ca, V² by 1/a), so it cannot hold for every L-smooth 𝓛 unless L ≥ 1
+             is assumed. Derived here from Lemma 3.3 with D = −η∇J, ‖∇J‖ ≤ ‖∇𝓛‖‖V‖ (∇J = [∇𝓛 v; ∇𝓛ᵀ u]),
+             x = ηL‖V‖², y = η‖∇𝓛‖: the decrease holds when √2x + y + √2xy + (√2/4)xy² ≤ 3/4, which
+             x + y ≤ 1/(4√2) gives. Readings (``STEP_READINGS``): "transcribed" (the note's formula) bounds
+             x but y only by 1/(4√2 L) — for L < 1 the decrease can fail: at V = ε[a; b], (a, b) the top
+             singular pair of ∇𝓛(0) with value σ₁, J is ε²σ₁ + O(ε⁴) above 𝓛(0), a step η gives the Lemma 3.4
+             margin 3 − 2ησ₁ + O(ε²), negative once ησ₁ > 3/2 (``ascent_pair_margin``), which the cap η ≤ 1
+             allows when σ₁ > 3/2; "L_at_least_1" (max(L, 1) in place of L: an L-smooth 𝓛 is max(L, 1)-smooth)
+             and "unit_consistent" (L‖V‖² + ‖∇𝓛‖) give x + y ≤ 1/(4√2), so Lemma 3.4 from Lemma 3.3.
   Theorem 3.5: min_{t<T} ‖∇J(V_t)‖² ≤ 4 (J(V₀) − 𝓛*) / Σ_{t<T} η_t, which is O(1/log T) because
              ‖V_t‖² = O(t) in the worst case, and O(1/T) when ‖V_t‖ stays bounded.
 Norms: Frobenius for V and for ∇𝓛 (the paper's inner product is ⟨·,·⟩_F; Frobenius ≥ operator norm, so
@@ -39,6 +49,8 @@ RATES = ("1/T", "1/logT")
 #: the constant of the step-size rule (Lemma 3.4) and the fraction of η‖∇J‖² it guarantees per step
 STEP_CONSTANT = 4.0 * np.sqrt(2.0)
 DECREASE_FRACTION = 0.25
+#: readings of the rule (module docstring): the note's formula, and the two that Lemma 3.3 proves for every L
+STEP_READINGS = ("transcribed", "L_at_least_1", "unit_consistent")
 
 
 def smoothness_constant(hessian_bound: float, sensing_norm_sq: float, N: int) -> float:
@@ -47,12 +59,43 @@ def smoothness_constant(hessian_bound: float, sensing_norm_sq: float, N: int) ->
     return float(hessian_bound * sensing_norm_sq / N)
 
 
-def step_size(V_norm_sq, grad_L_norm, L: float, lam: float = 0.0):
-    """Lemma 3.4: η_t = min{1 / (4√2 L (‖V_t‖²_F + ‖∇𝓛(δ_t)‖_F + λ)), 1} (λ = 0: their rule).
+def step_size(V_norm_sq, grad_L_norm, L: float, lam: float = 0.0, reading: str = "transcribed"):
+    """Lemma 3.4's step, capped at 1, in one of ``STEP_READINGS`` (λ = 0: their rule; λ > 0 adds λ to ‖∇𝓛‖):
+
+    - "transcribed": η_t = min{1 / (4√2 L (‖V_t‖²_F + ‖∇𝓛(δ_t)‖_F + λ)), 1}, the note's formula;
+    - "L_at_least_1": the same with max(L, 1) in place of L;
+    - "unit_consistent": η_t = min{1 / (4√2 (L‖V_t‖²_F + ‖∇𝓛(δ_t)‖_F + λ)), 1}.
 
     V_norm_sq and grad_L_norm scalars or arrays of one shape (one entry per run); same shape out."""
-    denom = STEP_CONSTANT * L * (np.asarray(V_norm_sq, dtype=float) + np.asarray(grad_L_norm, dtype=float) + lam)
-    return np.minimum(1.0 / denom, 1.0)
+    V = np.asarray(V_norm_sq, dtype=float)
+    g = np.asarray(grad_L_norm, dtype=float) + lam
+    if reading == "transcribed":
+        denom = L * (V + g)
+    elif reading == "L_at_least_1":
+        denom = max(L, 1.0) * (V + g)
+    elif reading == "unit_consistent":
+        denom = L * V + g
+    else:
+        raise ValueError(f"unknown step-rule reading {reading!r}: expected one of {STEP_READINGS}")
+    return np.minimum(1.0 / (STEP_CONSTANT * denom), 1.0)
+
+
+def ascent_pair_margin(eta, sigma_1):
+    """Lemma 3.4's margin (decrease ÷ (η/4)‖∇J‖²) − 1 of one step η from V = ε[a; b], (a, b) the top singular
+    pair of ∇𝓛(0) with value σ₁ (λ = 0), to first order in ε: 3 − 2ησ₁ (module docstring; J along the pair is
+    ε²σ₁(1 − ησ₁)² after the step, (η/4)‖∇J‖² = ηε²σ₁²/2)."""
+    return 3.0 - 2.0 * np.asarray(eta, dtype=float) * np.asarray(sigma_1, dtype=float)
+
+
+def transcribed_breaking_units(L: float, sigma_1: float, grad_norm: float, start_norm_sq: float,
+                               excess: float) -> tuple[float, float]:
+    """Units (a, c) of 𝓛'(δ) = c·𝓛(aδ) (L' = ca²L, ∇𝓛'(0) = ca∇𝓛(0)) in which the "transcribed" rule's first step
+    from ‖V₀‖² = ``start_norm_sq`` is capped at 1 with a factor 2 to spare (4√2 L'(‖V₀‖² + ‖∇𝓛'(0)‖) = ½) while
+    ησ₁' = ca·σ₁ = ``excess`` × 3/2: past the limit of ``ascent_pair_margin`` by that factor when excess > 1.
+    ``sigma_1``, ``grad_norm``: σ₁ and ‖·‖_F of ∇𝓛(0) in the original units."""
+    p = excess * 1.5 / sigma_1
+    a = 0.5 / (STEP_CONSTANT * p * L * (start_norm_sq + p * grad_norm))
+    return a, p / a
 
 
 def decrease_slack(J_now, J_next, eta, grad_J_sq):

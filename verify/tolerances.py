@@ -207,6 +207,12 @@ MK_MARGIN_TOL = 1e-6
 MK_NEAR_CURVATURE_EXCESS = 0.1
 #: a run whose fraction of unresolved steps (decrease below rounding, MK_RESOLVED_RTOL) exceeds this is inconclusive
 MK_UNRESOLVED_MAX = 0.5
+#: mu_klabjan_step_rule: the units (a, c) are chosen before the run so that the transcribed rule's first step from the
+#: ascent-pair start has ησ₁ = this × 3/2 (first-order Lemma 3.4 margin 3 − 2ησ₁ = −3); the resolution run uses
+#: 1 + MK_NEAR_CURVATURE_EXCESS (margin −0.3), the smallest excess the check is asked to resolve
+MK_UNITS_EXCESS = 2.0
+#: ‖V₀‖²_F of the ascent-pair start (small, so the first-order margin 3 − 2ησ₁ describes the first step)
+MK_ASCENT_START_NORM_SQ = 1e-2
 #: fit windows of the reference rates, as fractions of the horizon: [f·T, T]
 MK_FIT_WINDOWS = (0.01, 0.1)
 #: a min-gradient curve that ends above this fraction of its first value is flat: no rate is read from it

@@ -150,11 +150,12 @@ def check_runs(run: RuleRun, lam: float) -> tuple[Verdict, float, list[StartChec
     return combine([v for c in checks for v in c.verdicts]), float(np.nanmin(margins)), checks
 
 
-def near_miss(claim_id: str, inst: Instance, Q0: np.ndarray, steps: int, device):
+def near_miss(claim_id: str, inst: Instance, Q0: np.ndarray, steps: int, device, reading: str = "transcribed"):
     """The claim's Lemma 3.4 check on ``steps``-step runs from the claim's starts, with a probe step 10 % past the
     curvature limit of the decrease at every point of the rule's run (``run_rule(beyond_curvature=…)``; the near
-    miss), and a sentence stating the resolution: the rule's step η_t as a fraction of that limit 3/(2h_t)."""
-    run = run_rule(inst, Q0, steps, beyond_curvature=MK_NEAR_CURVATURE_EXCESS, device=device)
+    miss), and a sentence stating the resolution: the rule's step η_t (in the rule's ``reading``) as a fraction of
+    that limit 3/(2h_t)."""
+    run = run_rule(inst, Q0, steps, beyond_curvature=MK_NEAR_CURVATURE_EXCESS, device=device, reading=reading)
     margin = float(np.nanmin([check_start(run, s, inst.lam).lemma_margin for s in range(Q0.shape[0])]))
     v = verdict_from_margin(margin, MK_MARGIN_TOL)
     h = run.curvature

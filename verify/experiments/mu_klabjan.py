@@ -64,6 +64,26 @@ def lora_starts(inst: Instance, ranks, norm_sq: float, rng: np.random.Generator)
     return Q
 
 
+def in_units(inst: Instance, a: float, c: float) -> Instance:
+    """The squared-loss instance with δ and the loss in other units: 𝓛'(δ) = c·𝓛(aδ), i.e. G, f0, Y scaled by
+    √c·a, √c, √c (the same problem: δ' = δ/a, loss values ×c). Raises ValueError for another loss (the
+    cross-entropy of c·outputs is not c times the cross-entropy)."""
+    if inst.loss != "squared":
+        raise ValueError(f"in_units needs the squared loss, got {inst.loss!r}")
+    rc = np.sqrt(c)
+    return inst.with_(G=inst.G * (rc * a), f0=inst.f0 * rc, Y=inst.Y * rc,
+                      name=f"{inst.name} in units a = {a:.3g}, c = {c:.3g} (𝓛' = c·𝓛(a·))")
+
+
+def ascent_start(inst: Instance, norm_sq: float, r: int) -> np.ndarray:
+    """V₀ = ε[a₁; b₁] padded to (m + n, r), (a₁, b₁) the top singular pair of ∇𝓛(0) (J rises along it:
+    ⟨∇𝓛(0), a₁b₁ᵀ⟩ = σ₁ > 0), ‖V₀‖²_F = ``norm_sq``."""
+    U, _, Vt = np.linalg.svd(inst.gradient(np.zeros((inst.m, inst.n))))
+    Q = np.zeros((inst.m + inst.n, r))
+    Q[:, 0] = np.sqrt(0.5 * norm_sq) * np.concatenate([U[:, 0], Vt[0]])
+    return Q
+
+
 def curvature_along(prob: TorchLoRAProblem, Q: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """h = gᵀ∇²J(Q)g / ‖g‖²_F per start (S,): the directional derivative of the gradient along g (forward mode,
     ``torch.func.jvp``), Q, g (S, m + n, r)."""
@@ -72,9 +92,9 @@ def curvature_along(prob: TorchLoRAProblem, Q: torch.Tensor, g: torch.Tensor) ->
 
 
 def run_rule(inst: Instance, Q0: np.ndarray, steps: int, *, multiplier: float = 1.0,
-             beyond_curvature: float | None = None, device=None) -> RuleRun:
-    """LoRA gradient descent V_{t+1} = V_t − c·η_t ∇J(V_t), η_t from Lemma 3.4 (``step_size``), c =
-    ``multiplier``, for ``steps`` steps from Q0 (S, m + n, r); λ = inst.lam enters J and the rule. With
+             beyond_curvature: float | None = None, device=None, reading: str = "transcribed") -> RuleRun:
+    """LoRA gradient descent V_{t+1} = V_t − c·η_t ∇J(V_t), η_t from Lemma 3.4 (``step_size`` in the rule's
+    ``reading``), c = ``multiplier``, for ``steps`` steps from Q0 (S, m + n, r); λ = inst.lam enters J and the rule. With
     ``beyond_curvature`` = ε, step and J_next record the probe (1 + ε)·3/(2h_t) where h_t > 0 (module docstring).
     ``device``: 'auto', 'cpu', 'cuda' or None (= 'auto'), resolved by ``verify.device``."""
     device = device_for(device or "auto")
@@ -89,7 +109,7 @@ def run_rule(inst: Instance, Q0: np.ndarray, steps: int, *, multiplier: float = 
         g = prob.gradient(Q, ev)                                               # ∇J = [S v; Sᵀ u] + λ Q
         V_sq = torch.sum(Q * Q, dim=(1, 2)).cpu().numpy()
         gL = prob.risk_gradient_norm(ev.yhat).cpu().numpy()                    # ‖∇L(u vᵀ)‖_F
-        eta = step_size(V_sq, gL, L, inst.lam)                                 # (S,)
+        eta = step_size(V_sq, gL, L, inst.lam, reading)                        # (S,)
         step = multiplier * eta
         Q_rule = Q - torch.as_tensor(step, dtype=Q.dtype, device=Q.device)[:, None, None] * g
         ev_next = prob.evaluate(Q_rule)
