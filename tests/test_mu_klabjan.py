@@ -13,8 +13,10 @@ from theory.convergence_rate import (STEP_CONSTANT, apriori_norm_bound, ascent_p
                                      transcribed_breaking_units)
 from theory.linearized_model import sensing_matrix, sensing_norm_squared
 from verify.claims.mu_klabjan import rate_fits
+from verify.claims.mu_klabjan_rule import RuleCheck, step_rule_verdict
 from verify.experiments.mu_klabjan import (ascent_start, in_units, instance_smoothness, lora_starts, run_full_gd,
                                           run_rule)
+from verify.results import Verdict
 from verify.solvers.bm import torch_lora_objective
 from verify.tolerances import exact_rtol
 
@@ -55,13 +57,32 @@ def test_breaking_units_put_the_first_step_where_asked():
 
 
 def test_in_units_is_the_same_problem():
-    """𝓛'(δ) = c·𝓛(aδ); the cross-entropy is refused."""
+    """𝓛'(δ) = c·𝓛(aδ) with non-zero offsets f0: its value, gradient ca·∇𝓛(aδ) and L' = ca²L; the cross-entropy
+    and λ ≠ 0 are refused."""
+    rng = np.random.default_rng(0)
     inst = build_instance(3, 4, 2, 5, 6, lam=0.0)
-    delta = np.random.default_rng(0).standard_normal((5, 6))
-    assert in_units(inst, 0.3, 7.0).risk(delta) == pytest.approx(7.0 * inst.risk(0.3 * delta), rel=1e-12)
-    assert instance_smoothness(in_units(inst, 0.3, 7.0)) == pytest.approx(7.0 * 0.09 * instance_smoothness(inst))
+    inst = inst.with_(f0=rng.standard_normal(inst.f0.shape))
+    delta, new = rng.standard_normal((5, 6)), in_units(inst, 0.3, 7.0)
+    assert new.risk(delta) == pytest.approx(7.0 * inst.risk(0.3 * delta), rel=1e-12)
+    np.testing.assert_allclose(new.gradient(delta), 7.0 * 0.3 * inst.gradient(0.3 * delta), rtol=1e-12)
+    assert instance_smoothness(new) == pytest.approx(7.0 * 0.09 * instance_smoothness(inst))
     with pytest.raises(ValueError, match="squared"):
         in_units(build_instance(3, 4, 2, 5, 6, loss="cross_entropy", lam=0.0), 0.3, 7.0)
+    with pytest.raises(ValueError, match="λ = 0"):
+        in_units(inst.with_(lam=0.1), 0.3, 7.0)
+
+
+def test_step_rule_verdict_needs_every_comparison_to_agree():
+    """mu_klabjan_step_rule: the transcribed run's VIOLATED stands only when its first step matches the first-order
+    margin and every comparison run gives the verdict it must; otherwise INCONCLUSIVE, naming what disagreed."""
+    V, H = Verdict.VIOLATED, Verdict.HOLDS
+    bad = RuleCheck(V, (-3.01, 2.9), -3.0001, 1.0)
+    runs = {"original units": (RuleCheck(H, (2.6,), 2.6, 0.4), H), "past": (RuleCheck(V, (-0.3,), -0.3, 1.0), V)}
+    assert step_rule_verdict(bad, -3.0, runs) == (V, -3.01, [])
+    verdict, _, failed = step_rule_verdict(bad, -3.0, runs | {"original units": (RuleCheck(V, (-1.0,), -1.0, 1.0), H)})
+    assert verdict is Verdict.INCONCLUSIVE and failed == ["original units"]
+    assert step_rule_verdict(bad, -2.9, runs)[0] is Verdict.INCONCLUSIVE  # the first step off the arithmetic
+    assert step_rule_verdict(RuleCheck(V, (-3.0,), -3.0, 0.5), -3.0, runs)[0] is Verdict.INCONCLUSIVE  # not capped
 
 
 @given(seed=seeds, excess=st.sampled_from([0.5, 0.9, 1.1, 2.0]))

@@ -18,14 +18,14 @@ E₁ = [I_m 0], E₂ = [0; I_n], J(V) = 𝓛(E₁ V Vᵀ E₂) with 𝓛 L-smoot
   Lemma 3.4: with η_t = min{1 / (4√2 L (‖V_t‖² + ‖∇𝓛(E₁V_tV_tᵀE₂)‖)), 1},
              J(V_{t+1}) ≤ J(V_t) − (η_t/4) ‖∇J(V_t)‖².
              The rule as the note writes it mixes units: L‖∇𝓛‖ is not in the units of L‖V‖² (𝓛 → c𝓛(a·)
-             scales L by ca², ∇𝓛 by ca, V² by 1/a), so it cannot hold for every L-smooth 𝓛 unless L ≥ 1
-             is assumed. Derived here from Lemma 3.3 with D = −η∇J, ‖∇J‖ ≤ ‖∇𝓛‖‖V‖ (∇J = [∇𝓛 v; ∇𝓛ᵀ u]),
+             scales L by ca², ∇𝓛 by ca, V² by 1/a), so it cannot hold for every L-smooth 𝓛 without an
+             assumption that fixes the units (L ≥ 1, say). Derived here from Lemma 3.3 with D = −η∇J, ‖∇J‖ ≤ ‖∇𝓛‖‖V‖ (∇J = [∇𝓛 v; ∇𝓛ᵀ u]),
              x = ηL‖V‖², y = η‖∇𝓛‖: the decrease holds when √2x + y + √2xy + (√2/4)xy² ≤ 3/4, which
              x + y ≤ 1/(4√2) gives. Readings (``STEP_READINGS``): "transcribed" (the note's formula) bounds
              x but y only by 1/(4√2 L) — for L < 1 the decrease can fail: at V = ε[a; b], (a, b) the top
              singular pair of ∇𝓛(0) with value σ₁, J is ε²σ₁ + O(ε⁴) above 𝓛(0), a step η gives the Lemma 3.4
-             margin 3 − 2ησ₁ + O(ε²), negative once ησ₁ > 3/2 (``ascent_pair_margin``), which the cap η ≤ 1
-             allows when σ₁ > 3/2; "L_at_least_1" (max(L, 1) in place of L: an L-smooth 𝓛 is max(L, 1)-smooth)
+             margin 3 − 2ησ₁ + O(ε²), negative once ησ₁ > 3/2 (``ascent_pair_margin``), which the transcribed
+             η ≤ min{1/(4√2 Lσ₁), 1} allows when L < 1/(6√2) ≈ 0.118 and σ₁ > 3/2; "L_at_least_1" (max(L, 1) in place of L: an L-smooth 𝓛 is max(L, 1)-smooth)
              and "unit_consistent" (L‖V‖² + ‖∇𝓛‖) give x + y ≤ 1/(4√2), so Lemma 3.4 from Lemma 3.3.
   Theorem 3.5: min_{t<T} ‖∇J(V_t)‖² ≤ 4 (J(V₀) − 𝓛*) / Σ_{t<T} η_t, which is O(1/log T) because
              ‖V_t‖² = O(t) in the worst case, and O(1/T) when ‖V_t‖ stays bounded.

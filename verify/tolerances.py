@@ -213,6 +213,9 @@ MK_UNRESOLVED_MAX = 0.5
 MK_UNITS_EXCESS = 2.0
 #: ‖V₀‖²_F of the ascent-pair start (small, so the first-order margin 3 − 2ησ₁ describes the first step)
 MK_ASCENT_START_NORM_SQ = 1e-2
+#: the measured first-step margin from the ascent pair must match 3 − 2ησ₁ within this (its O(‖V₀‖²) remainder:
+#: 5e-5 at ‖V₀‖² = 1e-2, seed 0), or mu_klabjan_step_rule's verdict is INCONCLUSIVE
+MK_FIRST_ORDER_ATOL = 1e-2
 #: fit windows of the reference rates, as fractions of the horizon: [f·T, T]
 MK_FIT_WINDOWS = (0.01, 0.1)
 #: a min-gradient curve that ends above this fraction of its first value is flat: no rate is read from it

@@ -19,6 +19,7 @@ import torch
 
 from theory.convergence_rate import smoothness_constant, step_size
 from theory.linearized_model import sensing_norm_squared
+from theory.sensing import is_operator
 from verify.device import device_for
 from verify.instance import Instance
 from verify.solvers.bm import TorchLoRAProblem
@@ -67,9 +68,12 @@ def lora_starts(inst: Instance, ranks, norm_sq: float, rng: np.random.Generator)
 def in_units(inst: Instance, a: float, c: float) -> Instance:
     """The squared-loss instance with δ and the loss in other units: 𝓛'(δ) = c·𝓛(aδ), i.e. G, f0, Y scaled by
     √c·a, √c, √c (the same problem: δ' = δ/a, loss values ×c). Raises ValueError for another loss (the
-    cross-entropy of c·outputs is not c times the cross-entropy)."""
+    cross-entropy of c·outputs is not c times the cross-entropy), for λ ≠ 0 or P set (they would need rescaling
+    too) and for a block/factored G (dense (N, K, m, n) only)."""
     if inst.loss != "squared":
         raise ValueError(f"in_units needs the squared loss, got {inst.loss!r}")
+    if inst.lam != 0 or inst.P is not None or is_operator(inst.G):
+        raise ValueError("in_units needs λ = 0, no P and a dense G")
     rc = np.sqrt(c)
     return inst.with_(G=inst.G * (rc * a), f0=inst.f0 * rc, Y=inst.Y * rc,
                       name=f"{inst.name} in units a = {a:.3g}, c = {c:.3g} (𝓛' = c·𝓛(a·))")
