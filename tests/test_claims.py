@@ -19,7 +19,7 @@ from verify.certify import certify
 from verify.claims import all_claims
 from verify.claims.base import Context, ControlKind
 from verify.claims.generalization_claims import binomial_verdict
-from verify.claims.verdicts import verdict_equality, verdict_from_margin
+from verify.claims.verdicts import unanimous, verdict_equality, verdict_from_margin
 from verify.experiments.landscape import PERTURBATIONS, counts, random_perturbation, study
 from verify.results import Verdict
 from verify.solvers.bm import solve_bm
@@ -136,6 +136,12 @@ def test_verdict_helpers_have_an_inconclusive_band():
     assert verdict_equality(1e-12, 1e-9) == Verdict.HOLDS
     assert verdict_equality(1e-8, 1e-9) == Verdict.INCONCLUSIVE
     assert verdict_equality(1.0, 1e-9) == Verdict.VIOLATED
+
+
+def test_unanimous_gives_a_verdict_only_where_the_readings_agree():
+    H, V, I = Verdict.HOLDS, Verdict.VIOLATED, Verdict.INCONCLUSIVE
+    assert unanimous([H, H]) is H and unanimous([V, V]) is V
+    assert unanimous([H, V]) is I and unanimous([V, I]) is I and unanimous([]) is I
 
 
 def test_binomial_verdict():

@@ -8,11 +8,11 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from theory.convergence_rate import (STEP_CONSTANT, apriori_norm_bound, ascent_pair_margin, decrease_slack,
-                                     fit_window, lemma_3_3_bound, smoothness_constant, step_size, theorem_3_5_bound,
-                                     transcribed_breaking_units)
+from theory.convergence_rate import (STEP_CONSTANT, apriori_grad_bound, apriori_norm_bound, ascent_pair_margin,
+                                     decrease_slack, fit_window, lemma_3_3_bound, smoothness_constant, step_size,
+                                     theorem_3_5_bound, transcribed_breaking_units)
 from theory.linearized_model import sensing_matrix, sensing_norm_squared
-from verify.claims.mu_klabjan import rate_fits
+from verify.claims.mu_klabjan import check_readings, rate_fits
 from verify.claims.mu_klabjan_rule import RuleCheck, step_rule_verdict
 from verify.experiments.mu_klabjan import (ascent_start, in_units, instance_smoothness, lora_starts, run_full_gd,
                                           run_rule)
@@ -103,6 +103,22 @@ def test_the_first_step_from_the_ascent_pair_has_the_first_order_margin(seed, ex
     for reading in ("L_at_least_1", "unit_consistent"):
         safe = run_rule(inst, Q0, 3, reading=reading)
         assert np.all(decrease_slack(safe.J, safe.J_next, safe.step, safe.grad_sq) >= 0)
+
+
+def test_claims_run_the_second_reading_only_where_L_is_below_one():
+    """check_readings: with L < 1 the max(L, 1) runs are made and summarised (their a-priori bound uses their own,
+    smaller steps: it is looser); with L ≥ 1 the two readings are one rule."""
+    inst = build_instance(0, 4, 2, 5, 5, loss="cross_entropy", lam=0.0)
+    Q0 = lora_starts(inst, (1, 2), 1.0, np.random.default_rng(0))
+    assert instance_smoothness(inst) < 1
+    verdict, _, run, checks, other = check_readings(inst, Q0, 30, "cpu")
+    assert run.reading == "transcribed" and other["verdict"] == verdict.value == "HOLDS"
+    assert len(other["η_0, η_T per start"]) == 2 and all(e0 < 1 for e0, _ in other["η_0, η_T per start"])
+    loose = apriori_grad_bound(1.0, 1.0, 0.0, 0.1, 5, reading="L_at_least_1")
+    assert np.all(loose > apriori_grad_bound(1.0, 1.0, 0.0, 0.1, 5))
+    big = inst.with_(G=inst.G * 10.0)
+    assert instance_smoothness(big) >= 1
+    assert "same rule" in check_readings(big, Q0, 5, "cpu")[4]
 
 
 def test_theorem_3_5_bound_is_the_running_sum():

@@ -19,14 +19,16 @@ E₁ = [I_m 0], E₂ = [0; I_n], J(V) = 𝓛(E₁ V Vᵀ E₂) with 𝓛 L-smoot
              J(V_{t+1}) ≤ J(V_t) − (η_t/4) ‖∇J(V_t)‖².
              The rule as the note writes it mixes units: L‖∇𝓛‖ is not in the units of L‖V‖² (𝓛 → c𝓛(a·)
              scales L by ca², ∇𝓛 by ca, V² by 1/a), so it cannot hold for every L-smooth 𝓛 without an
-             assumption that fixes the units (L ≥ 1, say). Derived here from Lemma 3.3 with D = −η∇J, ‖∇J‖ ≤ ‖∇𝓛‖‖V‖ (∇J = [∇𝓛 v; ∇𝓛ᵀ u]),
-             x = ηL‖V‖², y = η‖∇𝓛‖: the decrease holds when √2x + y + √2xy + (√2/4)xy² ≤ 3/4, which
-             x + y ≤ 1/(4√2) gives. Readings (``STEP_READINGS``): "transcribed" (the note's formula) bounds
-             x but y only by 1/(4√2 L) — for L < 1 the decrease can fail: at V = ε[a; b], (a, b) the top
-             singular pair of ∇𝓛(0) with value σ₁, J is ε²σ₁ + O(ε⁴) above 𝓛(0), a step η gives the Lemma 3.4
-             margin 3 − 2ησ₁ + O(ε²), negative once ησ₁ > 3/2 (``ascent_pair_margin``), which the transcribed
-             η ≤ min{1/(4√2 Lσ₁), 1} allows when L < 1/(6√2) ≈ 0.118 and σ₁ > 3/2; "L_at_least_1" (max(L, 1) in place of L: an L-smooth 𝓛 is max(L, 1)-smooth)
-             and "unit_consistent" (L‖V‖² + ‖∇𝓛‖) give x + y ≤ 1/(4√2), so Lemma 3.4 from Lemma 3.3.
+             assumption that fixes the units (L ≥ 1, say). Derived here from Lemma 3.3 with D = −η∇J and
+             ‖∇J‖ ≤ ‖∇𝓛‖‖V‖ (∇J = [∇𝓛 v; ∇𝓛ᵀ u]), x = ηL‖V‖², y = η‖∇𝓛‖: the decrease holds when
+             √2x + y + √2xy + (√2/4)xy² ≤ 3/4, which x + y ≤ 1/(4√2) gives. Readings (``STEP_READINGS``):
+             "transcribed" (the note's formula) bounds x but y only by 1/(4√2 L), and the decrease can fail:
+             at V = ε[a; b], (a, b) the top singular pair of ∇𝓛(0) with value σ₁, J is ε²σ₁ + O(ε⁴) above
+             𝓛(0), and a step η gives the Lemma 3.4 margin 3 − 2ησ₁ + O(ε²), negative once ησ₁ > 3/2
+             (``ascent_pair_margin``), which the transcribed η ≤ min{1/(4√2 Lσ₁), 1} allows when
+             L < 1/(6√2) ≈ 0.118 and σ₁ > 3/2. "L_at_least_1" (max(L, 1) in place of L: an L-smooth 𝓛 is
+             max(L, 1)-smooth) and "unit_consistent" (L‖V‖² + ‖∇𝓛‖) give x + y ≤ 1/(4√2), so Lemma 3.4
+             follows from Lemma 3.3 for every L.
   Theorem 3.5: min_{t<T} ‖∇J(V_t)‖² ≤ 4 (J(V₀) − 𝓛*) / Σ_{t<T} η_t, which is O(1/log T) because
              ‖V_t‖² = O(t) in the worst case, and O(1/T) when ‖V_t‖ stays bounded.
 Norms: Frobenius for V and for ∇𝓛 (the paper's inner product is ⟨·,·⟩_F; Frobenius ≥ operator norm, so
@@ -185,20 +187,21 @@ def apriori_norm_bound(V0_sq: float, gap: float, L: float, t, multiplier: float 
 
 
 def apriori_grad_bound(V0_sq: float, J0: float, J_low: float, L: float, T: int, *, lam: float = 0.0,
-                       multiplier: float = 1.0) -> np.ndarray:
+                       multiplier: float = 1.0, reading: str = "transcribed") -> np.ndarray:
     """A bound on min_{t<T} ‖∇J(V_t)‖² for T = 1 … T with constants known before the run, shape (T,):
     Theorem 3.5's 4Δ / Σ_{t<T} η_t with each η_t replaced by a lower bound.
 
     ‖∇𝓛(δ_t)‖_F² ≤ 2L(𝓛(δ_t) − 𝓛*) ≤ 2LΔ (L-smoothness; J decreases by Lemma 3.4). λ = 0: ‖V_t‖² from
     ``apriori_norm_bound`` (η_t = Ω(1/√t), so this bound is O(1/√T)); λ > 0: ‖V_t‖² ≤ 2J(V₀)/λ (weight decay
-    keeps the norms bounded), so η_t ≥ η_min and the bound is 4Δ/(η_min T), the O(1/T) case."""
+    keeps the norms bounded), so η_t ≥ η_min and the bound is 4Δ/(η_min T), the O(1/T) case. The steps are the
+    rule's in its ``reading``; ``apriori_norm_bound``'s η‖V‖² ≤ 1/(4√2 L) holds in each."""
     gap = J0 - J_low
     t = np.arange(T, dtype=float)
     if lam > 0:
         V_sq = np.full(T, 2.0 * J0 / lam)
     else:
         V_sq = apriori_norm_bound(V0_sq, gap, L, t, multiplier)
-    eta = multiplier * step_size(V_sq, np.sqrt(2.0 * L * gap), L, lam)
+    eta = multiplier * step_size(V_sq, np.sqrt(2.0 * L * gap), L, lam, reading)
     return 4.0 * gap / np.cumsum(eta)
 
 

@@ -7,7 +7,8 @@ from verify.claims.base import ClaimSpec
 
 #: claim modules under verify.claims, each defining CLAIMS: list[ClaimSpec]
 MODULES = ["lemma_2_2", "low_rank", "landscape_claims", "threshold_claims", "generalization_claims", "section_6",
-           "mu_klabjan", "mu_klabjan_rule", "kim_claims", "kim_fails_loudly", "kim_lemma_1", "entk_claims", "entk_sdp", "actual_claims",
+           "mu_klabjan", "mu_klabjan_rule", "kim_claims", "kim_fails_loudly", "kim_lemma_1", "entk_claims", "entk_sdp",
+           "actual_claims",
            "entk_all_layers",
            "entk_kim_claims"]
 

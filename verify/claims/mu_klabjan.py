@@ -9,7 +9,10 @@ checked against bounds whose constants are computed (``theory.convergence_rate``
 - Theorem 3.5 at every horizon T: min_{t<T} ‖∇J(V_t)‖² ≤ 4 (J(V₀) − 𝓛*)/Σ_{t<T} η_t (measured steps);
 - an a-priori bound with constants known before the run (``apriori_grad_bound``): O(1/√T) without weight
   decay (derived here from Lemma 3.4; the paper's worst case is O(1/log T)), O(1/T) with λ > 0.
-𝓛* is replaced by 0 (both losses are ≥ 0), which only loosens the bounds. Fitted c/T and c/log T curves
+Every claim runs the rule as the paper note writes it and, where L < 1, again with max(L, 1) in place of L (the
+reading Lemma 3.3 proves for every L; ``mu_klabjan_step_rule`` shows the note's form fails in some units); the
+verdict is given only where both readings agree (``check_readings``). The figures and per-start details are the
+note's reading. 𝓛* is replaced by 0 (both losses are ≥ 0), which only loosens the bounds. Fitted c/T and c/log T curves
 are reported beside the bounds; they decide no verdict (an O(·) statement has no constant to compare).
 
 Near-miss control of each claim: the same starts, short runs of ``control_steps``; at every point of the rule's
@@ -32,7 +35,7 @@ from verify import synthetic
 from verify.claims.entk_claims import SECTION as ENTK_SECTION
 from verify.claims.entk_claims import task_for
 from verify.claims.base import FOLLOWUPS, ClaimOutcome, ClaimSpec, Context, ControlKind, Profiles, Timer, control
-from verify.claims.verdicts import combine, verdict_from_margin
+from verify.claims.verdicts import combine, unanimous, verdict_from_margin
 from verify.experiments import figure_data
 from verify.experiments.mu_klabjan import RuleRun, lora_starts, run_full_gd, run_rule
 from verify.instance import Instance
@@ -49,6 +52,8 @@ INIT_NORM_SQ = 1.0
 RATE_RANKS = (2, 4, 8)
 #: a lower bound on 𝓛* = inf 𝓛 (squared and cross-entropy losses are ≥ 0)
 LOSS_LOWER_BOUND = 0.0
+#: details entry of the second reading of the rule (``check_readings``)
+READING_KEY = "the same runs with max(L, 1) in place of L (the verdict is given only where both readings agree)"
 
 
 @dataclass(frozen=True)
@@ -138,7 +143,7 @@ def check_start(run: RuleRun, s: int, lam: float) -> StartCheck:
     min_g = running_min(g2)
     post = theorem_3_5_bound(J[0], LOSS_LOWER_BOUND, step)
     prior = apriori_grad_bound(run.V_sq[s, 0], J[0], LOSS_LOWER_BOUND, run.L, J.size, lam=lam,
-                               multiplier=run.multiplier)
+                               multiplier=run.multiplier, reading=run.reading)
     return StartCheck(descent, lemma, float(np.min(1.0 - min_g / post)), float(np.min(1.0 - min_g / prior)),
                       int(np.sum(~resolved)), min_g, post, prior, int(J.size))
 
@@ -148,6 +153,24 @@ def check_runs(run: RuleRun, lam: float) -> tuple[Verdict, float, list[StartChec
     checks = [check_start(run, s, lam) for s in range(run.J.shape[0])]
     margins = [m for c in checks for m in c.margins]
     return combine([v for c in checks for v in c.verdicts]), float(np.nanmin(margins)), checks
+
+
+def check_readings(inst: Instance, Q0: np.ndarray, steps: int, device) -> tuple[Verdict, float, RuleRun,
+                                                                                 list[StartCheck], dict]:
+    """The claim's runs under the rule as the note writes it and with max(L, 1) in place of L (the reading Lemma 3.3
+    proves for every L, ``mu_klabjan_step_rule``): the verdict where they agree, else INCONCLUSIVE; the smallest
+    margin; the note's run and its per-start checks (details, figures); a summary of the other reading (where
+    L ≥ 1 the two are one rule, run once)."""
+    run = run_rule(inst, Q0, steps, device=device)
+    verdict, margin, checks = check_runs(run, inst.lam)
+    if run.L >= 1.0:
+        return verdict, margin, run, checks, {"same rule": f"L = {run.L:.4g} ≥ 1: max(L, 1) = L"}
+    alt = run_rule(inst, Q0, steps, device=device, reading="L_at_least_1")
+    alt_verdict, alt_margin, alt_checks = check_runs(alt, inst.lam)
+    summary = {"verdict": alt_verdict.value, "smallest margin (Lemma 3.4, Thm 3.5, a-priori)": alt_margin,
+               "min ‖∇J‖² at T per start": [float(c.min_grad[-1]) for c in alt_checks],
+               "η_0, η_T per start": [(float(alt.eta[s, 0]), float(alt.eta[s, -1])) for s in range(Q0.shape[0])]}
+    return unanimous([verdict, alt_verdict]), min(margin, alt_margin), run, checks, summary
 
 
 def near_miss(claim_id: str, inst: Instance, Q0: np.ndarray, steps: int, device, reading: str = "transcribed"):
@@ -216,11 +239,10 @@ def _rate_claim(ctx: Context, claim_id: str, inst: Instance, statement: str, pow
     cfg = CONFIG.of(ctx)
     with Timer() as t:
         Q0 = lora_starts(inst, RATE_RANKS, INIT_NORM_SQ, ctx.rng(claim_id))
-        run = run_rule(inst, Q0, cfg.steps, device=ctx.device)
-        verdict, margin, checks = check_runs(run, inst.lam)
+        verdict, margin, run, checks, other = check_readings(inst, Q0, cfg.steps, ctx.device)
     labels = [f"r = {r}" for r in RATE_RANKS]
     ctrl, resolution = near_miss(claim_id, inst, Q0, cfg.control_steps, ctx.device)
-    details = _details(run, checks, labels)
+    details = _details(run, checks, labels) | {READING_KEY: other}
     check = CheckResult(claim_id, statement, REFERENCE, verdict, margin, [inst.name], t.seconds, details,
                         power=power, resolution=resolution)
     fig = figure_data.min_grad_rates(f"{claim_id}: {inst.name}",
@@ -264,8 +286,7 @@ def run_rank(ctx: Context) -> ClaimOutcome:
                               name="gaussian N=8 K=2 10×10 cross-entropy, λ = 0 (separable)")
     with Timer() as t:
         Q0 = lora_starts(inst, RANKS, INIT_NORM_SQ, ctx.rng("mu_klabjan_rank"))
-        run = run_rule(inst, Q0, cfg.steps, device=ctx.device)
-        verdict, margin, checks = check_runs(run, inst.lam)
+        verdict, margin, run, checks, other = check_readings(inst, Q0, cfg.steps, ctx.device)
         full, F0 = run_full_gd(inst, cfg.steps)
         full_min = running_min(full)
         full_bound = gd_descent_bound(F0, LOSS_LOWER_BOUND, run.L, np.arange(1, cfg.steps + 1))
@@ -273,7 +294,7 @@ def run_rank(ctx: Context) -> ClaimOutcome:
         verdict = combine([verdict, verdict_from_margin(full_margin, MK_MARGIN_TOL)])
     labels = [f"r = {r}" for r in RANKS]
     ctrl, resolution = near_miss("mu_klabjan_rank", inst, Q0, cfg.control_steps, ctx.device)
-    details = _details(run, checks, labels)
+    details = _details(run, checks, labels) | {READING_KEY: other}
     spread = [c.min_grad[-1] for c in checks]
     details["min ‖∇J‖² at T over ranks: max / min"] = float(max(spread) / min(spread))
     details["full fine-tuning (GD on δ, η = 1/L)"] = {"margin min_T (1 − min‖∇𝓛‖²/(2LΔ/T))": full_margin,
@@ -310,11 +331,10 @@ def run_real(ctx: Context) -> ClaimOutcome:
     inst = task_for(ctx).train.with_(lam=0.0)
     with Timer() as t:
         Q0 = lora_starts(inst, RANKS, INIT_NORM_SQ, ctx.rng("entk_mu_klabjan"))
-        run = run_rule(inst, Q0, cfg.steps, device=ctx.device)
-        verdict, margin, checks = check_runs(run, inst.lam)
+        verdict, margin, run, checks, other = check_readings(inst, Q0, cfg.steps, ctx.device)
     labels = [f"r = {r}" for r in RANKS]
     ctrl, resolution = near_miss("entk_mu_klabjan", inst, Q0, cfg.control_steps, ctx.device)
-    details = _details(run, checks, labels)
+    details = _details(run, checks, labels) | {READING_KEY: other}
     check = CheckResult(
         "entk_mu_klabjan", "On the real linearized instance (λ = 0): for every rank r ∈ {1, 2, 4, 8, 16} from equal "
         "‖V₀‖, LoRA gradient descent with Mu & Klabjan's rule satisfies Lemma 3.4 at every step and stays below "

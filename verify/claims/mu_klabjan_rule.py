@@ -97,7 +97,8 @@ def run_step_rule(ctx: Context) -> ClaimOutcome:
                               name="gaussian N=8 K=2 10×10 squared, λ = 0")
     with Timer() as t:
         S0 = base.gradient(np.zeros((base.m, base.n)))
-        sigma, g0, L = float(np.linalg.svd(S0, compute_uv=False)[0]), float(np.linalg.norm(S0)), instance_smoothness(base)
+        sigma, g0 = float(np.linalg.svd(S0, compute_uv=False)[0]), float(np.linalg.norm(S0))
+        L = instance_smoothness(base)
         units = lambda excess: transcribed_breaking_units(L, sigma, g0, MK_ASCENT_START_NORM_SQ, excess)  # noqa: E731
         a, c = units(MK_UNITS_EXCESS)
         inst = in_units(base, a, c)
@@ -141,8 +142,8 @@ def run_step_rule(ctx: Context) -> ClaimOutcome:
     check = CheckResult(
         "mu_klabjan_step_rule",
         "Lemma 3.4 with the step rule as the paper note writes it, η_t = min{1/(4√2 L(‖V_t‖² + ‖∇𝓛‖)), 1}: from every "
-        "start and for every L-smooth 𝓛 (so in any units of δ and of the loss), J(V_{t+1}) ≤ J(V_t) − (η_t/4)‖∇J(V_t)‖² "
-        "at every step.", REFERENCE, verdict, margin, [inst.name], t.seconds, details,
+        "start and for every L-smooth 𝓛 (so in any units of δ and of the loss), "
+        "J(V_{t+1}) ≤ J(V_t) − (η_t/4)‖∇J(V_t)‖² at every step.", REFERENCE, verdict, margin, [inst.name], t.seconds, details,
         power=f"In units fixed before the run the transcribed first step from the ascent pair has ησ₁' = "
               f"{MK_UNITS_EXCESS:g} × 3/2, so its VIOLATED is first-order arithmetic; what the check tests is that "
               "arithmetic against the run and the rest: the measured first step must match it, the same starts and "

@@ -51,6 +51,12 @@ def combine(verdicts: list[Verdict]) -> Verdict:
     return Verdict.HOLDS
 
 
+def unanimous(verdicts: list[Verdict]) -> Verdict:
+    """The one verdict of several readings of a claim when they all give it, else (or empty) INCONCLUSIVE: a
+    verdict that flips with the reading is not given."""
+    return verdicts[0] if verdicts and all(v is verdicts[0] for v in verdicts) else Verdict.INCONCLUSIVE
+
+
 def certificate_verdict(c: Certificate) -> tuple[Verdict, float]:
     """'This point is a global minimizer': the certificate's relative slack decides (no bound: INCONCLUSIVE)."""
     return verdict_from_margin(c.relative_slack, 0.0), c.relative_slack

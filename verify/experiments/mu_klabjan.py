@@ -32,7 +32,8 @@ class RuleRun:
     J the objective J(V_t) (with (λ/2)‖V_t‖² when λ > 0), J_next J(V_{t+1}), grad_sq ‖∇J(V_t)‖²_F,
     eta the step the rule gives η_t (before the multiplier), step the step taken (multiplier·η_t),
     V_sq ‖V_t‖²_F, gradL ‖∇𝓛(δ_t)‖_F; L the smoothness constant of 𝓛; ranks (S,) the LoRA ranks; multiplier the
-    largest step ÷ η_t used; curvature h_t along ∇J (NaN unless ``beyond_curvature`` was given).
+    largest step ÷ η_t used; curvature h_t along ∇J (NaN unless ``beyond_curvature`` was given); reading the rule's
+    reading (``theory.convergence_rate.STEP_READINGS``).
     """
 
     J: np.ndarray
@@ -46,6 +47,7 @@ class RuleRun:
     ranks: tuple[int, ...]
     multiplier: float
     curvature: np.ndarray
+    reading: str = "transcribed"
 
 
 def instance_smoothness(inst: Instance) -> float:
@@ -98,7 +100,8 @@ def curvature_along(prob: TorchLoRAProblem, Q: torch.Tensor, g: torch.Tensor) ->
 def run_rule(inst: Instance, Q0: np.ndarray, steps: int, *, multiplier: float = 1.0,
              beyond_curvature: float | None = None, device=None, reading: str = "transcribed") -> RuleRun:
     """LoRA gradient descent V_{t+1} = V_t − c·η_t ∇J(V_t), η_t from Lemma 3.4 (``step_size`` in the rule's
-    ``reading``), c = ``multiplier``, for ``steps`` steps from Q0 (S, m + n, r); λ = inst.lam enters J and the rule. With
+    ``reading``), c = ``multiplier``, for ``steps`` steps from Q0 (S, m + n, r); λ = inst.lam enters J and the rule.
+    With
     ``beyond_curvature`` = ε, step and J_next record the probe (1 + ε)·3/(2h_t) where h_t > 0 (module docstring).
     ``device``: 'auto', 'cpu', 'cuda' or None (= 'auto'), resolved by ``verify.device``."""
     device = device_for(device or "auto")
@@ -132,7 +135,7 @@ def run_rule(inst: Instance, Q0: np.ndarray, steps: int, *, multiplier: float = 
     ranks = tuple(int(torch.count_nonzero(torch.linalg.vector_norm(Q0s, dim=0))) for Q0s in
                   torch.as_tensor(Q0))
     return RuleRun(rec["J"], rec["J_next"], rec["grad_sq"], rec["eta"], rec["step"], rec["V_sq"], rec["gradL"], L,
-                   ranks, float(np.max(rec["step"] / rec["eta"])), rec["curvature"])
+                   ranks, float(np.max(rec["step"] / rec["eta"])), rec["curvature"], reading)
 
 
 def run_full_gd(inst: Instance, steps: int) -> tuple[np.ndarray, float]:
