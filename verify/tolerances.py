@@ -208,8 +208,8 @@ MK_NEAR_CURVATURE_EXCESS = 0.1
 #: a run whose fraction of unresolved steps (decrease below rounding, MK_RESOLVED_RTOL) exceeds this is inconclusive
 MK_UNRESOLVED_MAX = 0.5
 #: mu_klabjan_step_rule: the units (a, c) are chosen before the run so that the transcribed rule's first step from the
-#: ascent-pair start has ησ₁ = this × 3/2 (first-order Lemma 3.4 margin 3 − 2ησ₁ = −3); the resolution run uses
-#: 1 + MK_NEAR_CURVATURE_EXCESS (margin −0.3), the smallest excess the check is asked to resolve
+#: ascent-pair start has ησ₁ = this × 3/2 (first-order Lemma 3.4 margin 3 − 2ησ₁ = −3); the resolution runs use
+#: (1 + MK_NEAR_CURVATURE_EXCESS)^±1 (margins −0.3 and +0.27), the smallest step either side the check must resolve
 MK_UNITS_EXCESS = 2.0
 #: ‖V₀‖²_F of the ascent-pair start (small, so the first-order margin 3 − 2ησ₁ describes the first step)
 MK_ASCENT_START_NORM_SQ = 1e-2

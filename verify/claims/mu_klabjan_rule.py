@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from theory.convergence_rate import ascent_pair_margin, transcribed_breaking_units
+from theory.convergence_rate import (DECREASE_FRACTION, ascent_pair_margin, decrease_slack,
+                                     transcribed_breaking_units)
 from verify import synthetic
 from verify.claims.base import FOLLOWUPS, ClaimOutcome, ClaimSpec, Context, Timer
 from verify.claims.mu_klabjan import INIT_NORM_SQ, check_start, near_miss
@@ -75,17 +76,17 @@ def lemma_3_4(inst: Instance, Q0: np.ndarray, reading: str, device) -> RuleCheck
     checks = [check_start(run, s, inst.lam) for s in range(Q0.shape[0])]
     verdict = combine([verdict_from_margin(c.lemma_margin, MK_MARGIN_TOL, c.unresolved <= MK_UNRESOLVED_MAX * c.steps)
                        for c in checks])
-    required = 0.25 * run.step[0, 0] * run.grad_sq[0, 0]
-    first = (run.J[0, 0] - run.J_next[0, 0] - required) / required
+    first = (decrease_slack(run.J[0, 0], run.J_next[0, 0], run.step[0, 0], run.grad_sq[0, 0])
+             / (DECREASE_FRACTION * run.step[0, 0] * run.grad_sq[0, 0]))
     return RuleCheck(verdict, tuple(float(c.lemma_margin) for c in checks), float(first), float(run.eta[0, 0]))
 
 
-def step_rule_verdict(transcribed: RuleCheck, predicted_first: float, controls: dict[str, tuple[RuleCheck, Verdict]]
+def step_rule_verdict(transcribed: RuleCheck, predicted_first: float, compared: dict[str, tuple[RuleCheck, Verdict]]
                       ) -> tuple[Verdict, float, list[str]]:
     """The transcribed run's verdict and margin when every comparison agrees, else INCONCLUSIVE; and the failed
     comparisons. Agreement: its first step capped at 1 with the margin ``predicted_first`` (to MK_FIRST_ORDER_ATOL),
-    and each of ``controls`` {name: (run, the verdict it must give)}."""
-    failed = [name for name, (run, expected) in controls.items() if run.verdict is not expected]
+    and each of ``compared`` {name: (run, the verdict it must give)}."""
+    failed = [name for name, (run, expected) in compared.items() if run.verdict is not expected]
     if transcribed.eta0 != 1.0 or abs(transcribed.first_step - predicted_first) > MK_FIRST_ORDER_ATOL:
         failed.append(f"first step: η₀ = {transcribed.eta0:.4g} (1 by construction), margin "
                       f"{transcribed.first_step:.4g} against {predicted_first:.4g} predicted")
@@ -143,7 +144,8 @@ def run_step_rule(ctx: Context) -> ClaimOutcome:
         "mu_klabjan_step_rule",
         "Lemma 3.4 with the step rule as the paper note writes it, η_t = min{1/(4√2 L(‖V_t‖² + ‖∇𝓛‖)), 1}: from every "
         "start and for every L-smooth 𝓛 (so in any units of δ and of the loss), "
-        "J(V_{t+1}) ≤ J(V_t) − (η_t/4)‖∇J(V_t)‖² at every step.", REFERENCE, verdict, margin, [inst.name], t.seconds, details,
+        "J(V_{t+1}) ≤ J(V_t) − (η_t/4)‖∇J(V_t)‖² at every step.", REFERENCE, verdict, margin, [inst.name], t.seconds,
+        details,
         power=f"In units fixed before the run the transcribed first step from the ascent pair has ησ₁' = "
               f"{MK_UNITS_EXCESS:g} × 3/2, so its VIOLATED is first-order arithmetic; what the check tests is that "
               "arithmetic against the run and the rest: the measured first step must match it, the same starts and "
